@@ -1,0 +1,280 @@
+"""Rule cards joined to checks: the only code that reads `rules/`.
+
+A card (TOML, one per rule) holds everything a person reads: title, severity, message and fix
+templates, the explanation, references, thresholds and examples. A check (a small function in
+`advisor/checks/`, registered under the card's code) holds the judgement: it looks at the
+`Facts` and yields one evidence dict per problem. The engine renders each evidence dict through
+its card into a `Finding`, and lists rules it could not run under `skipped` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from advisor.plan import Plan
+from advisor.report import SEVERITY_RANK, Finding, Report, Skipped
+
+CODE_RE = re.compile(r"^(PQ|CN|PB|PP)\d{2,3}$")
+HEADINGS = ("## What it finds", "## Why it matters", "## How to fix")
+# What a card may say it needs; "a|b" in a card means either is enough.
+KNOWN_NEEDS = frozenset(
+    {"plan", "analyze", "verbose", "settings", "catalog", "pgss", "activity", "dbstats", "hw",
+     "pgbouncer_ini", "pgbouncer_console", "pgpool_conf", "pgpool_console"}
+)
+
+
+class CardError(ValueError):
+    """A rule card that breaks the card format; raised at load time, not only in CI."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    plan: str  # path below sample_plans/
+    fires: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    code: str
+    name: str
+    title: str
+    severity: str
+    needs: tuple[str, ...]
+    message: str
+    fix: str
+    explanation: str
+    references: tuple[str, ...]
+    thresholds: dict[str, float]
+    examples: tuple[Example, ...]
+    path: Path
+
+    def threshold(self, key: str) -> float:
+        try:
+            return self.thresholds[key]
+        except KeyError:
+            raise CardError(f"{self.path.name}: no threshold {key!r}") from None
+
+
+def rules_dir() -> Path:
+    """Cards ship inside the wheel as advisor/_rules; in a checkout they are ./rules."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_rules"
+    return packaged if packaged.is_dir() else here.parent / "rules"
+
+
+def _load_card(path: Path) -> Card:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CardError(f"{path.name}: {exc}") from None
+
+    def need(key: str, kind: type) -> Any:
+        value = raw.get(key)
+        if not isinstance(value, kind):
+            raise CardError(f"{path.name}: {key!r} must be a {kind.__name__}")
+        return value
+
+    code = need("code", str)
+    if not CODE_RE.match(code) or not path.name.startswith(code):
+        raise CardError(f"{path.name}: code {code!r} must look like PQ001 and start the file name")
+    severity = need("severity", str)
+    if severity not in SEVERITY_RANK:
+        raise CardError(f"{path.name}: severity must be one of {', '.join(SEVERITY_RANK)}")
+    needs = tuple(need("needs", list))
+    for n in needs:
+        if not set(n.split("|")) <= KNOWN_NEEDS:
+            raise CardError(f"{path.name}: unknown need {n!r}")
+    explanation = need("explanation", str)
+    missing = [h for h in HEADINGS if h not in explanation]
+    if missing:
+        raise CardError(f"{path.name}: explanation lacks {', '.join(missing)}")
+    examples = tuple(
+        Example(plan=str(e["plan"]), fires=bool(e["fires"]), note=str(e.get("note", "")))
+        for e in raw.get("examples", [])
+    )
+    return Card(
+        code=code,
+        name=need("name", str),
+        title=need("title", str),
+        severity=severity,
+        needs=needs,
+        message=need("message", str),
+        fix=need("fix", str),
+        explanation=explanation.strip(),
+        references=tuple(raw.get("references", [])),
+        thresholds={k: float(v) for k, v in raw.get("thresholds", {}).items()},
+        examples=examples,
+        path=path,
+    )
+
+
+@cache
+def load_cards(directory: Path | None = None) -> dict[str, Card]:
+    cards: dict[str, Card] = {}
+    for path in sorted((directory or rules_dir()).rglob("*.toml")):
+        card = _load_card(path)
+        if card.code in cards:
+            raise CardError(f"{path.name}: code {card.code} is also used by {cards[card.code].path.name}")
+        cards[card.code] = card
+    return cards
+
+
+# -- facts the checks look at ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Facts:
+    """Everything known about the target. Offline this is just plans; the collector adds more."""
+
+    plans: list[Plan] = field(default_factory=list)
+    settings: dict[str, str] | None = None  # live pg_settings (name -> setting), None offline
+    server_version_num: int | None = None
+
+    def available(self) -> set[str]:
+        have: set[str] = set()
+        if self.plans:
+            have.add("plan")
+            if any(p.analyzed for p in self.plans):
+                have.add("analyze")
+            if any(p.verbose for p in self.plans):
+                have.add("verbose")
+        if self.settings is not None:
+            have.add("settings")
+        return have
+
+
+# -- checks registry ------------------------------------------------------------------------------
+
+Evidence = dict[str, Any]
+CheckFn = Callable[[Facts, Card], Iterable[Evidence]]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def check(code: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under its card's code."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        if code in CHECKS:
+            raise ValueError(f"check {code} registered twice")
+        CHECKS[code] = fn
+        return fn
+
+    return register
+
+
+def registered_checks() -> dict[str, CheckFn]:
+    import advisor.checks  # noqa: F401  (importing registers every check)
+
+    return CHECKS
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def _selected(code: str, select: Iterable[str], ignore: Iterable[str]) -> bool:
+    """ruff-style prefixes: --select PQ2 picks PQ201..PQ207; --ignore wins over --select."""
+    sel = list(select)
+    if sel and not any(code.startswith(s) for s in sel):
+        return False
+    return not any(code.startswith(i) for i in ignore)
+
+
+def _unmet(card: Card, have: set[str]) -> list[str]:
+    return [n for n in card.needs if not (set(n.split("|")) & have)]
+
+
+_NEED_WORDS = {
+    "plan": "an EXPLAIN plan",
+    "analyze": "an EXPLAIN ANALYZE plan",
+    "verbose": "a VERBOSE plan",
+    "settings": "a connection (server settings)",
+    "catalog": "a connection (catalog)",
+    "pgss": "pg_stat_statements",
+    "activity": "pg_stat_activity samples",
+    "dbstats": "pg_stat_database",
+    "hw": "hardware facts (--cores/--memory or a local server)",
+}
+
+
+def _need_text(need: str) -> str:
+    return " or ".join(_NEED_WORDS.get(n, n) for n in need.split("|"))
+
+
+class _Missing(dict[str, Any]):
+    """format_map helper: a placeholder the evidence lacks renders visibly, never raises."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, evidence: Evidence) -> str:
+    """Fill a card template; lines of a paragraph are joined (cards wrap at 100 columns),
+    blank lines separate paragraphs, and lines starting with two spaces stay as they are."""
+    text = template.format_map(_Missing(evidence)).strip()
+    paragraphs = []
+    for para in text.split("\n\n"):
+        lines = para.splitlines()
+        if any(line.startswith("  ") for line in lines):
+            paragraphs.append(para)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+def finding(card: Card, evidence: Evidence) -> Finding:
+    ev = dict(evidence)
+    where = str(ev.pop("where", ""))
+    severity = str(ev.pop("severity", card.severity))
+    return Finding(
+        rule=card.code,
+        name=card.name,
+        severity=severity,  # type: ignore[arg-type]
+        title=card.title,
+        message=render(card.message, evidence),
+        where=where,
+        evidence=ev,
+        fix=render(card.fix, evidence),
+        docs=f"advisor rules {card.code}",
+    )
+
+
+def run(
+    facts: Facts,
+    report: Report,
+    *,
+    select: Iterable[str] = (),
+    ignore: Iterable[str] = (),
+    cards: dict[str, Card] | None = None,
+) -> Report:
+    """Run every selected check whose needs are met; add findings and skipped rules to `report`."""
+    cards = cards if cards is not None else load_cards()
+    checks = registered_checks()
+    have = facts.available()
+    select, ignore = list(select), list(ignore)
+    for code, card in cards.items():
+        if not _selected(code, select, ignore):
+            continue
+        fn = checks.get(code)
+        if fn is None:
+            report.skipped.append(Skipped(code, "not implemented yet"))
+            continue
+        unmet = _unmet(card, have)
+        if unmet:
+            report.skipped.append(Skipped(code, "needs " + "; ".join(_need_text(n) for n in unmet)))
+            continue
+        report.findings.extend(finding(card, ev) for ev in fn(facts, card))
+    report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule, f.where))
+    return report
+
+
+def iter_placeholders(template: str) -> Iterator[str]:
+    """Names used as {placeholders} in a card template (for card hygiene tests)."""
+    for m in re.finditer(r"(?<!\{)\{([a-zA-Z_][a-zA-Z0-9_]*)[^{}]*\}(?!\})", template):
+        yield m.group(1)
