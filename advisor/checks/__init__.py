@@ -1,0 +1,10 @@
+"""Checks, one small function per rule card, registered by code with `@check("PQ201")`.
+
+Importing this package registers them all. Modules are grouped by what they read:
+`settings` (PQ0xx: server/session settings), `eligibility` (PQ1xx: why a statement got no
+workers), `runtime` (PQ2xx: what happened when it ran).
+"""
+
+from advisor.checks import eligibility, runtime, settings
+
+__all__ = ["eligibility", "runtime", "settings"]

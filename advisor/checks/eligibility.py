@@ -1,0 +1,936 @@
+"""PQ1xx: why a statement got no (or fewer) parallel workers, judged from the plan alone.
+
+Every rule here looks for a *cause* the plan shows (a function call, a SubPlan, a ModifyTable,
+a LockRows, a temporary relation, a materialised CTE, an aggregate that cannot be split) next to
+a *large* serial read, because a cause next to a tiny read costs nothing. "Large" is the card
+threshold `large_rows`: rows one pass of a scan reads (actual rows plus rows its filter removed
+when analysed, else the planner's estimate). PQ116 is what is left: a large serial scan and none
+of the causes, so the planner most likely priced the parallel plan higher.
+
+Layer letters (A to E) and table numbers refer to knowledge/parallel-query.md §1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from advisor.checks.base import (
+    SCAN_TYPES,
+    format_bytes,
+    plan_has_gather,
+    scan_blocks,
+    setting,
+    setting_bytes,
+    setting_number,
+    size_rule_workers,
+    under_gather,
+    where,
+)
+from advisor.engine import Card, Evidence, Facts, check
+from advisor.plan import Plan, PlanNode
+
+# -- numbers --------------------------------------------------------------------------------------
+
+
+def _n(value: float) -> str:
+    """1234567 -> '1,234,567' (rows are whole numbers even when PG 18 prints 1000.00)."""
+    return f"{value:,.0f}"
+
+
+def _rows(value: float | None) -> str:
+    """'1 row', '63,900 rows', 'an unknown number of rows'."""
+    if value is None:
+        return "an unknown number of rows"
+    return "1 row" if round(value) == 1 else f"{_n(value)} rows"
+
+
+def rows_out(node: PlanNode) -> float | None:
+    """Rows a node handed to its parent over all loops (actual when analysed, else estimated)."""
+    if node.actual_rows is not None:
+        return node.actual_rows * (node.actual_loops if node.actual_loops is not None else 1.0)
+    return node.plan_rows
+
+
+# Nodes that read their whole input before returning a row: a LIMIT above them does not
+# shorten the scan below them.
+_BLOCKING = frozenset({"Sort", "Hash", "SetOp", "Recursive Union"})
+
+
+def _limit_fraction(ancestors: tuple[PlanNode, ...]) -> float:
+    """For an estimated plan: the share of its estimated rows a scan really reads because a
+    LIMIT above it stops early (1.0 when a Sort, Hash or non-streaming aggregate is between)."""
+    for i in range(len(ancestors) - 1, -1, -1):
+        node = ancestors[i]
+        blocking = node.node_type in _BLOCKING or (
+            node.node_type == "Aggregate" and node.strategy != "Sorted"
+        )
+        if blocking:
+            return 1.0
+        if node.parent_relationship in ("SubPlan", "InitPlan"):
+            return 1.0
+        if node.node_type == "Limit" and i + 1 < len(ancestors):
+            child = ancestors[i + 1]
+            if node.plan_rows is not None and child.plan_rows:
+                return min(1.0, node.plan_rows / child.plan_rows)
+            return 1.0
+    return 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One scan and how many rows one pass of it reads."""
+
+    node: PlanNode
+    rows: float
+    actual: bool
+
+    @property
+    def text(self) -> str:
+        """'1,000,000 rows' (actual) or 'an estimated 333,333 rows'."""
+        if self.actual:
+            return f"{_n(self.rows)} rows"
+        if "Filter" in self.node.props:  # the estimate counts rows its filter lets through
+            return f"at least an estimated {_n(self.rows)} rows"
+        return f"an estimated {_n(self.rows)} rows"
+
+    @property
+    def kind(self) -> str:
+        return "actual" if self.actual else "estimated"
+
+
+def scan_read(node: PlanNode, ancestors: tuple[PlanNode, ...] = ()) -> Read | None:
+    """Rows one pass of a scan reads. Per pass, not summed over loops: the inner side of a
+    nested loop that looks up one row 200,000 times is 200,000 tiny reads, not a large one."""
+    if node.node_type not in SCAN_TYPES:
+        return None
+    if node.actual_rows is not None:
+        if node.never_executed:
+            return Read(node, 0.0, True)
+        removed = node.props.get("Rows Removed by Filter") or 0
+        removed = float(removed) if isinstance(removed, int | float) else 0.0
+        return Read(node, node.actual_rows + removed, True)
+    if node.plan_rows is None:
+        return None
+    return Read(node, node.plan_rows * _limit_fraction(ancestors), False)
+
+
+def serial_reads(plan: Plan, large: float) -> list[Read]:
+    """Large scans that run in one process: not parallel-aware and not below a Gather."""
+    out = []
+    for node, anc in plan.walk():
+        if node.parallel_aware or under_gather(anc):
+            continue
+        read = scan_read(node, anc)
+        if read is not None and read.rows >= large:
+            out.append(read)
+    return sorted(out, key=lambda r: -r.rows)
+
+
+def min_table_blocks(facts: Facts, plan: Plan) -> float:
+    """min_parallel_table_scan_size in 8 kB blocks (plan Settings block, server, or 8 MB)."""
+    value, _ = setting(facts, plan, "min_parallel_table_scan_size")
+    size = setting_bytes(value, 8192) if value is not None else None
+    return size / 8192 if size is not None else 1024.0
+
+
+def read_text(facts: Facts, plan: Plan, read: Read) -> str:
+    """'2,500,000 rows (260.4MB; the size rule, §2.3, allows 4 workers before the cap)': the
+    cap is max_parallel_workers_per_gather."""
+    blocks = scan_blocks(read.node)
+    if blocks is None:
+        return read.text
+    workers = size_rule_workers(blocks, min_table_blocks(facts, plan))
+    size = format_bytes(blocks * 8192)
+    if workers == 0:
+        return f"{read.text} ({size}, below min_parallel_table_scan_size)"
+    plural = "worker" if workers == 1 else "workers"
+    return f"{read.text} ({size}; the size rule, §2.3, allows {workers} {plural} before the cap)"
+
+
+def _subtree(node: PlanNode) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...]]]:
+    return node.walk()
+
+
+def _returned(plan: Plan) -> float | None:
+    """Rows the statement hands to the client."""
+    return rows_out(plan.root)
+
+
+def _gain_visible(plan: Plan, rows: float, share: float) -> bool:
+    """Parallel workers only pay off when the statement returns much less than it reads; a
+    statement that ships nearly every row it reads to the client is bound by that transfer."""
+    returned = _returned(plan)
+    return returned is None or returned < rows * share
+
+
+# -- temporary relations --------------------------------------------------------------------------
+
+_TEMP_SCHEMA = re.compile(r"^pg_temp(_\d+)?$")
+
+
+def is_temp(node: PlanNode) -> bool:
+    """VERBOSE plans name the schema `pg_temp` (or `pg_temp_N`); without VERBOSE, a scan that
+    went through local buffers (BUFFERS: "local hit/read") reads a temporary relation."""
+    if node.schema is not None:
+        return bool(_TEMP_SCHEMA.match(node.schema))
+    if node.relation is None or node.node_type not in SCAN_TYPES:
+        return False
+    local = sum(
+        float(v) for k in ("Local Hit Blocks", "Local Read Blocks")
+        if isinstance(v := node.props.get(k), int | float)
+    )
+    return local > 0
+
+
+# -- expressions and the functions they call ------------------------------------------------------
+
+# Node keys whose values are expressions as ruleutils deparses them.
+EXPR_KEYS = (
+    "Output", "Filter", "Join Filter", "Index Cond", "Recheck Cond", "Hash Cond", "Merge Cond",
+    "One-Time Filter", "TID Cond", "Function Call", "Table Function Call", "Sort Key",
+    "Group Key", "Presorted Key", "Order By", "Cache Key", "Run Condition", "Hash Key",
+)
+
+
+def expressions(node: PlanNode) -> Iterator[tuple[str, str]]:
+    """(key, expression text) for every expression EXPLAIN printed on a node."""
+    for key in EXPR_KEYS:
+        value = node.props.get(key)
+        if isinstance(value, str):
+            yield key, value
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    yield key, item
+
+
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+# `::type`, `::schema.type`, `::character varying(20)[]`, `::timestamp(3) with time zone`
+_CAST = re.compile(
+    r"::\s*" + _IDENT + r"(?:\." + _IDENT + r")?"
+    r"(?:\s+(?:varying|precision))?(?:\(\d+(?:,\s*\d+)?\))?"
+    r"(?:\s+(?:with|without)\s+time\s+zone)?(?:\[\])*"
+)
+_CALL = re.compile(r'(?<![\w$."])(' + _IDENT + r")(?:\.(" + _IDENT + r"))?\(")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One function call as printed in a plan: `public.risky_flag(l.amount)`."""
+
+    name: str  # unquoted
+    schema: str | None  # only when the plan printed one
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def _unquote(ident: str) -> str | None:
+    """Identifier as stored; None for an unquoted word with capitals, which ruleutils never
+    prints for a function name: it is SQL syntax (COALESCE, ANY, ROW, EXTRACT, OVER, ...)."""
+    if ident.startswith('"'):
+        return ident[1:-1].replace('""', '"')
+    return ident if ident == ident.lower() else None
+
+
+def function_calls(expr: str) -> list[Call]:
+    """Function calls in one deparsed expression, in order, without repeats. String literals
+    and casts (`::numeric(10,2)`) are removed first; SQL syntax in capitals is not a call."""
+    text = _CAST.sub("", _STRING.sub("''", expr))
+    seen: dict[tuple[str | None, str], Call] = {}
+    for m in _CALL.finditer(text):
+        first, second = m.group(1), m.group(2)
+        schema, name = (first, second) if second else (None, first)
+        uname = _unquote(name)
+        uschema = _unquote(schema) if schema else None
+        if uname is None or (schema is not None and uschema is None):
+            continue
+        seen.setdefault((uschema, uname), Call(uname, uschema))
+    return list(seen.values())
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Built-ins that are PARALLEL UNSAFE in pg_catalog, 13 to 18 (§1 Table 1A notes; checked
+# against pg_proc of 15.18 and 18.6).
+UNSAFE_BUILTINS = _names(
+    """nextval currval setval lastval set_config current_schema current_schemas txid_current
+    txid_current_if_assigned pg_current_xact_id pg_current_xact_id_if_assigned pg_export_snapshot
+    query_to_xml query_to_xmlschema query_to_xml_and_xmlschema cursor_to_xml cursor_to_xmlschema
+    brin_summarize_new_values brin_summarize_range brin_desummarize_range gin_clean_pending_list
+    ts_rewrite ts_stat pg_logical_emit_message pg_sequence_last_value loread lowrite"""
+)
+_UNSAFE_PREFIXES = ("lo_",)
+
+# Built-ins that are PARALLEL RESTRICTED: they keep the scan they filter in the leader (PQ103).
+RESTRICTED_BUILTINS = _names(
+    """random random_normal setseed pg_backend_pid inet_client_addr inet_client_port
+    inet_server_addr inet_server_port current_query pg_cursor pg_prepared_statement pg_notify
+    pg_listening_channels pg_trigger_depth pg_my_temp_schema pg_conf_load_time"""
+)
+_RESTRICTED_PREFIXES = ("pg_advisory_", "pg_try_advisory_", "pg_stat_get_")
+
+# Common built-ins (safe unless listed above). A name outside this list is only *suspected* to
+# be a user function: the list is deliberately not the whole catalogue, and the finding says how
+# to confirm. Every name was checked to exist in pg_catalog.
+COMMON_BUILTINS = _names(
+    """abs ceil ceiling floor round trunc sign sqrt cbrt power pow exp ln log log10 mod div pi
+    degrees radians sin cos tan asin acos atan atan2 width_bucket gcd lcm factorial scale
+    length char_length character_length octet_length bit_length lower upper initcap btrim ltrim
+    rtrim lpad rpad left right substr substring strpos position replace translate concat
+    concat_ws format repeat reverse split_part starts_with md5 sha224 sha256 sha384 sha512 encode
+    decode ascii chr quote_ident quote_literal quote_nullable regexp_replace regexp_match
+    regexp_matches regexp_split_to_array regexp_split_to_table regexp_count regexp_like
+    regexp_instr regexp_substr to_hex unistr normalize string_to_array string_to_table
+    array_to_string textlen texticlike textlike like_escape overlay
+    now clock_timestamp statement_timestamp transaction_timestamp timeofday date_trunc date_part
+    date_bin extract age make_date make_time make_timestamp make_timestamptz make_interval
+    justify_days justify_hours justify_interval isfinite to_char to_date to_number to_timestamp
+    timezone generate_series generate_subscripts unnest array_agg array_append array_prepend
+    array_cat array_length array_lower array_upper array_ndims array_dims array_position
+    array_positions array_remove array_replace array_fill cardinality trim_array
+    count sum avg min max string_agg bool_and bool_or every bit_and bit_or bit_xor stddev
+    stddev_pop stddev_samp variance var_pop var_samp corr covar_pop covar_samp regr_slope
+    regr_intercept regr_count regr_r2 regr_avgx regr_avgy regr_sxx regr_sxy regr_syy
+    percentile_cont percentile_disc mode rank dense_rank percent_rank cume_dist row_number ntile
+    lag lead first_value last_value nth_value json_agg jsonb_agg json_object_agg jsonb_object_agg
+    json_agg_strict jsonb_agg_strict xmlagg range_agg range_intersect_agg
+    json_build_object jsonb_build_object json_build_array jsonb_build_array to_json to_jsonb
+    row_to_json array_to_json json_array_length jsonb_array_length json_each jsonb_each
+    json_each_text jsonb_each_text json_extract_path jsonb_extract_path json_extract_path_text
+    jsonb_extract_path_text json_object_keys jsonb_object_keys json_array_elements
+    jsonb_array_elements json_array_elements_text jsonb_array_elements_text json_typeof
+    jsonb_typeof jsonb_set jsonb_insert jsonb_pretty jsonb_strip_nulls json_strip_nulls
+    jsonb_path_query jsonb_path_exists jsonb_path_match jsonb_path_query_array
+    jsonb_path_query_first json_populate_record jsonb_populate_record json_to_record
+    jsonb_to_record json_to_recordset jsonb_to_recordset jsonb_object json_object
+    num_nonnulls num_nulls gen_random_uuid uuidv4 uuidv7 current_setting current_database
+    current_user session_user version host hostmask masklen netmask network broadcast family
+    set_masklen abbrev inet_merge int2 int4 int8 float4 float8 numeric bool date time timestamp
+    timestamptz interval text isempty lower_inc upper_inc lower_inf upper_inf int4range
+    int8range numrange daterange tsrange tstzrange range_merge multirange to_tsvector
+    to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery ts_rank ts_rank_cd
+    ts_headline setweight strip numnode querytree tsvector_to_array array_to_tsvector xpath
+    xpath_exists xmlexists pg_sleep pg_typeof pg_column_size pg_relation_size
+    pg_total_relation_size pg_table_size pg_indexes_size pg_database_size pg_size_pretty
+    pg_size_bytes pg_get_expr pg_get_indexdef pg_get_viewdef pg_get_constraintdef
+    pg_get_functiondef pg_get_userbyid pg_has_role has_table_privilege has_schema_privilege
+    has_database_privilege has_column_privilege has_function_privilege obj_description
+    col_description shobj_description format_type to_regclass to_regtype to_regproc
+    pg_input_is_valid pg_postmaster_start_time pg_is_in_recovery pg_last_xact_replay_timestamp
+    pg_current_wal_lsn pg_wal_lsn_diff pg_xact_commit_timestamp txid_current_snapshot
+    txid_snapshot_xmin txid_visible_in_snapshot point box circle polygon path area center
+    uuid_extract_timestamp uuid_extract_version"""
+)
+_CATALOG_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+
+
+def classify(call: Call) -> str:
+    """'unsafe' (a built-in known to be PARALLEL UNSAFE), 'restricted', 'builtin', or 'user'
+    (not a built-in we know: user functions and aggregates are PARALLEL UNSAFE by default)."""
+    if call.schema is not None and call.schema not in _CATALOG_SCHEMAS:
+        return "user"
+    name = call.name
+    if name in UNSAFE_BUILTINS or name.startswith(_UNSAFE_PREFIXES):
+        return "unsafe"
+    if name in RESTRICTED_BUILTINS or name.startswith(_RESTRICTED_PREFIXES):
+        return "restricted"
+    if name in COMMON_BUILTINS or call.schema in _CATALOG_SCHEMAS:
+        return "builtin"
+    return "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    call: Call
+    kind: str
+    node: PlanNode
+    key: str
+    expr: str
+
+
+def calls_in(plan: Plan) -> list[Seen]:
+    """Every non-trivial function call in the plan, first sighting of each name only."""
+    out: dict[str, Seen] = {}
+    for node in plan.nodes():
+        found: list[tuple[str, str, Call]] = []
+        for key, expr in expressions(node):
+            found.extend((key, expr, c) for c in function_calls(expr))
+        if node.node_type == "Function Scan" and node.function_name:
+            fcall = Call(node.function_name, node.schema)
+            found.append(("Function Scan", node.function_name, fcall))
+        for key, expr, c in found:
+            kind = classify(c)
+            if kind != "builtin" and c.display not in out:
+                out[c.display] = Seen(c, kind, node, key, expr)
+    return list(out.values())
+
+
+# -- statement-wide facts -------------------------------------------------------------------------
+
+
+def _major(facts: Facts, plan: Plan) -> int | None:
+    if facts.server_version_num:
+        return facts.server_version_num // 10000
+    return plan.server_major_hint
+
+
+def _per_gather_zero(facts: Facts, plan: Plan) -> str | None:
+    value, source = setting(facts, plan, "max_parallel_workers_per_gather")
+    return source if value is not None and value.strip("'") == "0" else None
+
+
+def _in_cte(anc: tuple[PlanNode, ...], node: PlanNode) -> bool:
+    return any(
+        n.parent_relationship == "InitPlan" and (n.subplan_name or "").startswith("CTE")
+        for n in (*anc, node)
+    )
+
+
+def _modify_tables(plan: Plan) -> list[tuple[PlanNode, tuple[PlanNode, ...], bool]]:
+    """(ModifyTable node, its ancestors, inside a data-modifying CTE?)."""
+    return [(n, a, _in_cte(a, n)) for n, a in plan.walk() if n.node_type == "ModifyTable"]
+
+
+def _largest(reads: Iterable[Read]) -> Read | None:
+    return max(reads, key=lambda r: r.rows, default=None)
+
+
+# -- detectors: one per rule, shared with PQ116 (which needs "none of them") -----------------------
+
+
+def _unsafe_hint(name: str) -> str:
+    """How to keep one unsafe built-in out of a large statement."""
+    if name in ("nextval", "currval", "setval", "lastval"):
+        return (f"call {name}() in the INSERT that needs the value or in a separate statement, "
+                "not in the query that reads the big table")
+    if name in ("current_schema", "current_schemas"):
+        return "write the keyword current_schema without parentheses (that form is safe)"
+    if name == "set_config":
+        return "run SET LOCAL (or set_config) as its own statement before the query"
+    if name.startswith(("txid_", "pg_current_xact_id")):
+        return f"fetch {name}() once before the query and pass it in as a bind parameter"
+    return (f"compute {name}() once in a separate statement and pass the result in as a bind "
+            "parameter")
+
+
+def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    if plan_has_gather(plan) or _per_gather_zero(facts, plan):
+        return []
+    if _modify_tables(plan) or any(n.node_type == "LockRows" for n in plan.nodes()):
+        return []  # the statement is serial for a certain reason (PQ105, PQ106, PQ107)
+    reads = [r for r in serial_reads(plan, large) if not is_temp(r.node)]
+    if not reads:
+        return []
+    seen = [s for s in calls_in(plan) if s.kind in ("unsafe", "user")]
+    if not seen:
+        return []
+    read = reads[0]
+    unsafe = [s for s in seen if s.kind == "unsafe"]
+    user = [s for s in seen if s.kind == "user"]
+    parts = []
+    fixes = []
+    if unsafe:
+        names = ", ".join(f"{s.call.display}()" for s in unsafe)
+        parts.append(
+            f"{names} {'is a built-in' if len(unsafe) == 1 else 'are built-ins'} marked PARALLEL "
+            "UNSAFE in every version from 13 to 18, so the planner may not use workers anywhere "
+            "in this statement (certain, no connection needed)."
+        )
+        hints = list(dict.fromkeys(_unsafe_hint(s.call.name) for s in unsafe))
+        fixes.append(
+            f"Take {names} out of the big query: {'; '.join(hints)}."
+        )
+    if user:
+        names = ", ".join(f"{s.call.display}()" for s in user)
+        verb = "is not a built-in" if len(user) == 1 else "are not built-ins"
+        parts.append(
+            f"{names} {verb} we know, and functions and aggregates created "
+            "without a PARALLEL label are PARALLEL UNSAFE, which keeps the whole statement "
+            "serial. This is a suspicion from the plan alone: a connection confirms it with "
+            "SELECT oid::regprocedure, proparallel FROM pg_proc WHERE proname IN ("
+            + ", ".join(f"'{s.call.name}'" for s in user)
+            + ") ('u' = unsafe; 'r' = restricted, which keeps only the scan it filters in "
+            "the leader, PQ103, and has the same fix)."
+        )
+        alters = " ".join(f"ALTER FUNCTION {s.call.display} PARALLEL SAFE;" for s in user)
+        fixes.append(
+            f"{alters} -- after checking it writes nothing and touches no temp tables, "
+            "sequences or session state (add the argument types if the name is overloaded; "
+            "PARALLEL RESTRICTED if it must run in the leader)."
+        )
+    first = (unsafe or user)[0]
+    return [
+        {
+            "where": where(plan, first.node),
+            "functions": [s.call.display for s in seen],
+            "unsafe_builtins": [s.call.display for s in unsafe],
+            "suspected": [s.call.display for s in user],
+            "certain": bool(unsafe),
+            "seen_in": f"{first.key} of {first.node.label}: {first.expr}",
+            "scan": read.node.label,
+            "rows_read": round(read.rows),
+            "rows_read_text": read_text(facts, plan, read),
+            "rows_kind": read.kind,
+            "cause": " ".join(parts),
+            "fix_steps": " ".join(fixes),
+        }
+    ]
+
+
+def _subplan_is_correlated(sub: PlanNode, owner: PlanNode) -> bool:
+    """A SubPlan that is not hashed: hashed ones run once and are not correlated."""
+    name = sub.subplan_name or ""
+    if not name:
+        return True
+    hashed = re.compile(rf"\bhashed {re.escape(name)}\b")
+    return not any(hashed.search(expr) for _, expr in expressions(owner))
+
+
+def _reads_below(node: PlanNode, anc: tuple[PlanNode, ...], large: float) -> list[Read]:
+    """Large serial scans in a node's own subtree, not inside its SubPlans/InitPlans; `anc`
+    are the node's ancestors (a LIMIT above it shortens the scans of an estimated plan)."""
+    out = []
+    stack: list[tuple[PlanNode, tuple[PlanNode, ...]]] = [(node, anc)]
+    while stack:
+        n, anc = stack.pop()
+        if n.is_gather:
+            continue
+        read = scan_read(n, anc) if not n.parallel_aware else None
+        if read is not None and read.rows >= large:
+            out.append(read)
+        stack.extend(
+            (c, (*anc, n))
+            for c in n.children
+            if c.parent_relationship not in ("SubPlan", "InitPlan")
+        )
+    return out
+
+
+def detect_pq104(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    for owner, anc in plan.walk():
+        if under_gather(anc):
+            continue
+        for sub in owner.children:
+            if sub.parent_relationship != "SubPlan" or not _subplan_is_correlated(sub, owner):
+                continue
+            read = _largest(_reads_below(owner, anc, large))
+            if read is None:
+                continue
+            name = sub.subplan_name or "SubPlan"
+            ref = re.compile(rf"\b{re.escape(name)}\b")
+            used = next((f"{k}: {e}" for k, e in expressions(owner) if ref.search(e)), "")
+            loops = sub.actual_loops
+            runs = (f"it ran {_n(loops)} times" if loops is not None
+                    else "it runs once for every row that reaches it")
+            out.append(
+                {
+                    "where": where(plan, owner),
+                    "subplan": name,
+                    "subplan_node": sub.label,
+                    "subplan_runs": runs,
+                    "owner": owner.label,
+                    "scan_ref": "that scan" if read.node is owner else read.node.label,
+                    "used_in": f"{owner.label}, {used}" if used else owner.label,
+                    "scan": read.node.label,
+                    "rows_read": round(read.rows),
+                    "rows_read_text": read_text(facts, plan, read),
+                    "rows_kind": read.kind,
+                }
+            )
+    return out
+
+
+def detect_pq105(facts: Facts, plan: Plan, large: float, ratio: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    for mt, anc, in_cte in _modify_tables(plan):
+        if in_cte:
+            continue  # a data-modifying CTE is PQ106
+        reads = _reads_below(mt, anc, large)
+        read = _largest(reads)
+        if read is None or not mt.children:
+            continue
+        fed = rows_out(mt.children[0])
+        heavy = any(
+            n.node_type in ("Hash Join", "Merge Join", "Nested Loop", "Aggregate", "Sort",
+                            "WindowAgg", "SetOp")
+            for n, _ in _subtree(mt.children[0])
+        )
+        if not heavy and fed is not None and fed * ratio > read.rows:
+            continue  # a plain copy: almost every row read is written, staging buys nothing
+        op = (mt.operation or "ModifyTable").upper()
+        out.append(
+            {
+                "where": where(plan, mt),
+                "operation": op,
+                "target": mt.target or "the target table",
+                "scan": read.node.label,
+                "rows_read": round(read.rows),
+                "rows_read_text": read_text(facts, plan, read),
+                "rows_kind": read.kind,
+                "rows_written": round(fed) if fed is not None else None,
+                "rows_written_text": _rows(fed),
+                "staging": _staging(op, mt.target or "target"),
+            }
+        )
+    return out
+
+
+def _staging(op: str, target: str) -> str:
+    if op == "INSERT":
+        return (f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the read part, planned in "
+                f"parallel\n  INSERT INTO {target} SELECT * FROM stage; DROP TABLE stage;")
+    if op == "MERGE":
+        return (f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the source query, in parallel\n"
+                f"  MERGE INTO {target} USING stage ON ...; DROP TABLE stage;")
+    return (f"CREATE UNLOGGED TABLE stage AS SELECT <key>, <new values> FROM ... WHERE ...; "
+            f"-- in parallel\n  {op} {target} ... FROM/USING stage WHERE <key matches>; "
+            f"DROP TABLE stage;")
+
+
+def detect_pq107(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    for node, anc in plan.walk():
+        if node.node_type != "LockRows":
+            continue
+        read = _largest(_reads_below(node, anc, large))
+        if read is None:
+            continue
+        locked = rows_out(node)
+        out.append(
+            {
+                "where": where(plan, node),
+                "scan": read.node.label,
+                "rows_read": round(read.rows),
+                "rows_read_text": read_text(facts, plan, read),
+                "rows_kind": read.kind,
+                "rows_locked": round(locked) if locked is not None else None,
+                "rows_locked_text": _rows(locked),
+            }
+        )
+    return out
+
+
+def detect_pq108(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    temps = [(n, a) for n, a in plan.walk() if is_temp(n)]
+    if not temps:
+        return out
+    others = [r for r in serial_reads(plan, large) if not is_temp(r.node)]
+    gather = plan_has_gather(plan)
+    for node, anc in temps:
+        read = scan_read(node, anc)
+        if read is None:
+            continue
+        if read.rows >= large and not node.parallel_aware:
+            consequence = "So this scan runs in one process however large the table grows."
+        elif not gather and others and not _per_gather_zero(facts, plan):
+            big = others[0]
+            consequence = (f"So the join it takes part in has to run in the leader, and the "
+                           f"large scan {big.node.label} ({big.text}) runs serially with it: "
+                           f"no Gather appears anywhere in the plan.")
+        else:
+            continue
+        out.append(
+            {
+                "where": where(plan, node),
+                "table": node.target or "the temporary table",
+                "rows_read": round(read.rows),
+                "rows_read_text": read.text,
+                "rows_kind": read.kind,
+                "consequence": consequence,
+            }
+        )
+    return out
+
+
+def detect_pq110(facts: Facts, plan: Plan, large: float, share: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    ctes = {
+        (n.subplan_name or "")[4:]: n
+        for n in plan.nodes()
+        if n.parent_relationship == "InitPlan" and (n.subplan_name or "").startswith("CTE ")
+    }
+    scans: dict[str, list[PlanNode]] = {}
+    for n in plan.nodes():
+        if n.node_type == "CTE Scan" and n.cte_name:
+            scans.setdefault(n.cte_name, []).append(n)
+    for name, body in ctes.items():
+        refs = scans.get(name, [])
+        if not refs or body.node_type == "Recursive Union":
+            continue
+        if any(n.node_type == "ModifyTable" for n, _ in _subtree(body)):
+            continue  # data-modifying CTE: PQ106
+        made = rows_out(body)
+        if made is None or made < large or not _gain_visible(plan, made, share):
+            continue
+        parallel_inside = any(n.is_gather for n, _ in _subtree(body))
+        once = len(refs) == 1
+        out.append(
+            {
+                "where": where(plan, refs[0]),
+                "cte": name,
+                "cte_rows": round(made),
+                "cte_rows_text": _n(made),
+                "rows_kind": "actual" if body.actual_rows is not None else "estimated",
+                "references": len(refs),
+                "references_text": "one reference" if once else f"{len(refs)} references",
+                "inside": ("The CTE's own query ran with workers, but everything after it "
+                           "runs in the leader." if parallel_inside else
+                           "Its own query ran serially too: it has to hand every row over, "
+                           "so a Gather would only add transfer cost."),
+                "advice": (f"WITH {name} AS NOT MATERIALIZED (...) lets the planner fold the "
+                           f"CTE into the query, push the outer conditions into it and plan "
+                           f"the whole scan in parallel."
+                           if once else
+                           f"{name} is referenced {len(refs)} times, so NOT MATERIALIZED would "
+                           f"compute it {len(refs)} times; it still pays when each reference "
+                           f"keeps few rows. Otherwise stage it once with CREATE UNLOGGED "
+                           f"TABLE ... AS (parallel) and join that."),
+            }
+        )
+    return out
+
+
+# Aggregates without a combine function (pg_aggregate.aggcombinefn = 0), §1.C.
+_NO_COMBINE_ALWAYS = ("json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
+                      "range_agg", "json_agg_strict", "jsonb_agg_strict", "JSON_ARRAYAGG",
+                      "JSON_OBJECTAGG")
+_NO_COMBINE_BEFORE_16 = ("array_agg", "string_agg")
+
+
+def _agg_calls(expr: str) -> Iterator[tuple[str, str]]:
+    """(name, argument text) for each call in an Output expression, parentheses balanced."""
+    text = _STRING.sub("''", expr)
+    for m in re.finditer(r"([A-Za-z_][\w$]*)\(", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        yield m.group(1), text[m.end():i - 1]
+
+
+def aggregate_causes(node: PlanNode, major: int | None) -> list[str]:
+    """Why this aggregate cannot be split into Partial/Finalize, from what the plan shows."""
+    causes: list[str] = []
+    sets = node.props.get("Grouping Sets")
+    if node.strategy == "Mixed" or (isinstance(sets, list) and len(sets) > 1):
+        causes.append("GROUPING SETS / ROLLUP / CUBE (never partial, 13-18)")
+    for expr in node.output:
+        for name, args in _agg_calls(expr):
+            call = f"{name}(...)"
+            if args.startswith("DISTINCT "):
+                causes.append(f"{name}(DISTINCT ...) (DISTINCT inside an aggregate is never "
+                              f"partial)")
+            elif " ORDER BY " in f" {args}":
+                causes.append(f"{call} with ORDER BY inside the call (never partial)")
+            elif "WITHIN GROUP" in expr and re.search(rf"\b{name}\([^()]*\) WITHIN GROUP", expr):
+                causes.append(f"{name}() WITHIN GROUP, an ordered-set aggregate (never partial)")
+            elif name in _NO_COMBINE_ALWAYS:
+                causes.append(f"{call}, which has no combine function in any version 13-18")
+            elif name in _NO_COMBINE_BEFORE_16:
+                if major is None:
+                    causes.append(f"{call}, which has no combine function before PostgreSQL 16 "
+                                  f"(this plan does not say its version; on 16 or later this "
+                                  f"is not the reason)")
+                elif major < 16:
+                    causes.append(f"{call}, which has no combine function on PostgreSQL "
+                                  f"{major} (it has one from 16)")
+    return list(dict.fromkeys(causes))
+
+
+def detect_pq112(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    major = _major(facts, plan)
+    for node, anc in plan.walk():
+        if node.node_type != "Aggregate" or node.partial_mode not in (None, "Simple"):
+            continue
+        if under_gather(anc) or not node.children:
+            continue
+        child = node.children[0]
+        fed = rows_out(child)
+        if fed is None or fed < large:
+            continue
+        causes = aggregate_causes(node, major)
+        if not causes:
+            continue
+        through = ("through a Gather, so workers only scanned and the leader aggregates every "
+                   "row" if child.is_gather else "from a serial input")
+        out.append(
+            {
+                "where": where(plan, node),
+                "aggregate": node.display_type,
+                "rows_in": round(fed),
+                "rows_in_text": _n(fed),
+                "rows_kind": "actual" if child.actual_rows is not None else "estimated",
+                "through": through,
+                "causes": "; ".join(causes),
+                "output": ", ".join(node.output) if node.output else "",
+            }
+        )
+    return out
+
+
+# Planner settings that make parallel plans dearer or impossible, with their defaults
+# (§1.D, §2.3): sizes in kB, costs in planner units.
+_DISCOURAGING = {
+    "parallel_setup_cost": 1000.0,
+    "parallel_tuple_cost": 0.1,
+    "min_parallel_table_scan_size": 8192.0,
+    "min_parallel_index_scan_size": 512.0,
+}
+def discouraging_settings(facts: Facts, plan: Plan) -> list[str]:
+    """'parallel_setup_cost = 1e+06 (plan Settings block)' for each setting above its default."""
+    out = []
+    for name, default in _DISCOURAGING.items():
+        value, source = setting(facts, plan, name)
+        if value is None:
+            continue
+        if name.endswith("_size"):
+            size = setting_bytes(value, 8192)
+            number = size / 1024 if size is not None else None
+        else:
+            number = setting_number(value)
+        if number is not None and number > default:
+            out.append(f"{name} = {value.strip(chr(39))} ({source})")
+    return out
+
+
+def _limit_in_subquery(plan: Plan) -> bool:
+    """A Limit with a row-consuming node above it: LIMIT/OFFSET inside a FROM subquery keeps the
+    subquery out of workers (§1.B row B4, PQ111)."""
+    return any(
+        n.node_type == "Limit"
+        and any(a.node_type not in ("Result", "LockRows", "ModifyTable") for a in anc)
+        for n, anc in plan.walk()
+    )
+
+
+def detect_pq116(
+    facts: Facts, plan: Plan, large: float, share: float, ratio: float
+) -> list[Evidence]:
+    if plan_has_gather(plan) or _per_gather_zero(facts, plan):
+        return []
+    reads = [r for r in serial_reads(plan, large) if not is_temp(r.node)]
+    if not reads:
+        return []
+    # Any cause another rule explains (or PQ103: a restricted call on the scan) wins.
+    if (detect_pq101(facts, plan, large) or detect_pq104(facts, plan, large)
+            or detect_pq105(facts, plan, large, ratio) or _modify_tables(plan)
+            or detect_pq107(facts, plan, large) or detect_pq108(facts, plan, large)
+            or detect_pq110(facts, plan, large, share) or detect_pq112(facts, plan, large)
+            or any(s.kind == "restricted" for s in calls_in(plan))
+            or any(n.node_type in ("LockRows", "Foreign Scan") for n in plan.nodes())
+            or _limit_in_subquery(plan) or discouraging_settings(facts, plan)):
+        return []  # PQ111 (LIMIT in a subquery) and PQ007 (settings) explain those
+    read = reads[0]
+    blocks = scan_blocks(read.node)
+    if blocks is not None and size_rule_workers(blocks, min_table_blocks(facts, plan)) == 0:
+        return []  # below min_parallel_table_scan_size: no partial path at all (PQ113)
+    returned = _returned(plan)
+    if _gain_visible(plan, read.rows, share):
+        verdict = ("That is the kind of statement workers usually speed up, so the cost "
+                   "decision deserves a measurement.")
+    else:
+        verdict = ("It returns most of what it reads, so a Gather would pass nearly every row "
+                   "from the workers to the leader, and the planner charges "
+                   "parallel_tuple_cost for each (§2.3): the serial plan is probably right, "
+                   "measure before changing settings.")
+    per_gather, source = setting(facts, plan, "max_parallel_workers_per_gather")
+    if per_gather is not None:
+        gate = f"max_parallel_workers_per_gather = {per_gather.strip(chr(39))} ({source})."
+    elif plan.settings:
+        gate = ("The plan's Settings block does not list max_parallel_workers_per_gather, so "
+                "it was at its default (2).")
+    else:
+        gate = ("The plan lists no non-default settings: unless it was made with "
+                "EXPLAIN (SETTINGS), which names max_parallel_workers_per_gather whenever it "
+                "is not the default, a value of 0 (PQ001) cannot be ruled out offline.")
+    blind = []
+    if not plan.verbose:
+        blind.append("function calls in the select list and inside aggregates (needs VERBOSE)")
+        if not any(k.startswith(("Shared ", "Local ")) for n in plan.nodes() for k in n.props):
+            blind.append("whether a table is temporary (needs VERBOSE or BUFFERS)")
+    return [
+        {
+            "where": where(plan, read.node),
+            "scan": read.node.label,
+            "rows_read": round(read.rows),
+            "rows_read_text": read_text(facts, plan, read),
+            "rows_kind": read.kind,
+            "rows_returned_text": _rows(returned),
+            "verdict": verdict,
+            "gate": gate,
+            "not_checked": ", ".join(
+                [*blind, "inlined SQL functions (they leave no trace)",
+                 *([] if blocks is not None else
+                   ["table size against min_parallel_table_scan_size (PQ113, needs BUFFERS)"]),
+                 "a parallel_workers = 0 table option (PQ114)"]
+            ),
+        }
+    ]
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+@check("PQ101")
+def unsafe_function(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq101(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ104")
+def correlated_subquery(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq104(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ105")
+def modifying_statement(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq105(
+            facts, plan, card.threshold("large_rows"), card.threshold("read_write_ratio")
+        )
+
+
+@check("PQ107")
+def row_locking(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq107(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ108")
+def temporary_table(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq108(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ110")
+def materialized_cte(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq110(
+            facts, plan, card.threshold("large_rows"), card.threshold("returned_share")
+        )
+
+
+@check("PQ112")
+def partial_aggregation(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq112(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ116")
+def rejected_on_cost(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq116(
+            facts, plan, card.threshold("large_rows"), card.threshold("returned_share"),
+            card.threshold("read_write_ratio"),
+        )
