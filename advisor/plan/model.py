@@ -17,9 +17,6 @@ from typing import Any
 
 GATHER_TYPES = frozenset({"Gather", "Gather Merge"})
 
-# Keys copied into typed fields (or handled specially); everything else stays in `props`.
-_CHILD_KEYS = frozenset({"Plans", "Workers"})
-
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
@@ -92,39 +89,142 @@ class WorkerStats:
         return _spills(self.props)
 
 
-@dataclass(slots=True)
 class PlanNode:
-    node_type: str  # JSON "Node Type": never carries the "Parallel " prefix
-    parallel_aware: bool = False
-    parent_relationship: str | None = None  # Outer/Inner/Member/SubPlan/InitPlan/Subquery
-    subplan_name: str | None = None
-    relation: str | None = None
-    schema: str | None = None
-    alias: str | None = None
-    index_name: str | None = None
-    cte_name: str | None = None
-    function_name: str | None = None
-    operation: str | None = None  # ModifyTable: Insert/Update/Delete/Merge
-    strategy: str | None = None  # Aggregate/SetOp: Plain/Sorted/Hashed/Mixed
-    partial_mode: str | None = None  # Aggregate: Simple/Partial/Finalize
-    join_type: str | None = None
-    startup_cost: float | None = None
-    total_cost: float | None = None
-    plan_rows: float | None = None
-    plan_width: int | None = None
-    actual_startup_time: float | None = None
-    actual_total_time: float | None = None
-    actual_rows: float | None = None  # per loop, as EXPLAIN prints it
-    actual_loops: float | None = None
-    workers_planned: int | None = None
-    workers_launched: int | None = None
-    single_copy: bool | None = None
-    filter: str | None = None
-    output: list[str] = field(default_factory=list)
-    workers: list[WorkerStats] = field(default_factory=list)
-    children: list[PlanNode] = field(default_factory=list)
-    props: dict[str, Any] = field(default_factory=dict)  # every EXPLAIN key of the node
-    node_id: int = 0  # 1-based pre-order position in its plan
+    """One plan node. It keeps the node's EXPLAIN keys (`props`) and reads typed facts from
+    them on access: building a 3,000-node partition plan must cost little more than its
+    `json.loads`, and checks read only a few facts per node."""
+
+    __slots__ = ("children", "node_id", "props", "workers")
+
+    def __init__(
+        self,
+        props: dict[str, Any],
+        children: list[PlanNode] | None = None,
+        workers: list[WorkerStats] | None = None,
+        node_id: int = 0,
+    ) -> None:
+        self.props = props  # every EXPLAIN key of the node except "Plans" and "Workers"
+        self.children = children if children is not None else []
+        self.workers = workers if workers is not None else []
+        self.node_id = node_id  # 1-based pre-order position in its plan
+
+    def __repr__(self) -> str:
+        return f"PlanNode({self.display_type!r}, node_id={self.node_id})"
+
+    @property
+    def node_type(self) -> str:
+        """JSON "Node Type": never carries the "Parallel " prefix."""
+        return str(self.props.get("Node Type", ""))
+
+    @property
+    def parallel_aware(self) -> bool:
+        return self.props.get("Parallel Aware") is True
+
+    @property
+    def single_copy(self) -> bool | None:
+        v = self.props.get("Single Copy")
+        return v if isinstance(v, bool) else None
+
+    @property
+    def output(self) -> list[str]:
+        v = self.props.get("Output")
+        return [o for o in v if isinstance(o, str)] if isinstance(v, list) else []
+
+    @property
+    def parent_relationship(self) -> str | None:
+        """Outer/Inner/Member/SubPlan/InitPlan/Subquery"""
+        return _str(self.props.get("Parent Relationship"))
+
+    @property
+    def subplan_name(self) -> str | None:
+        return _str(self.props.get("Subplan Name"))
+
+    @property
+    def relation(self) -> str | None:
+        return _str(self.props.get("Relation Name"))
+
+    @property
+    def schema(self) -> str | None:
+        return _str(self.props.get("Schema"))
+
+    @property
+    def alias(self) -> str | None:
+        return _str(self.props.get("Alias"))
+
+    @property
+    def index_name(self) -> str | None:
+        return _str(self.props.get("Index Name"))
+
+    @property
+    def cte_name(self) -> str | None:
+        return _str(self.props.get("CTE Name"))
+
+    @property
+    def function_name(self) -> str | None:
+        return _str(self.props.get("Function Name"))
+
+    @property
+    def operation(self) -> str | None:
+        """ModifyTable: Insert/Update/Delete/Merge"""
+        return _str(self.props.get("Operation"))
+
+    @property
+    def strategy(self) -> str | None:
+        """Aggregate/SetOp: Plain/Sorted/Hashed/Mixed"""
+        return _str(self.props.get("Strategy"))
+
+    @property
+    def partial_mode(self) -> str | None:
+        """Aggregate: Simple/Partial/Finalize"""
+        return _str(self.props.get("Partial Mode"))
+
+    @property
+    def join_type(self) -> str | None:
+        return _str(self.props.get("Join Type"))
+
+    @property
+    def filter(self) -> str | None:
+        return _str(self.props.get("Filter"))
+
+    @property
+    def startup_cost(self) -> float | None:
+        return _num(self.props.get("Startup Cost"))
+
+    @property
+    def total_cost(self) -> float | None:
+        return _num(self.props.get("Total Cost"))
+
+    @property
+    def plan_rows(self) -> float | None:
+        return _num(self.props.get("Plan Rows"))
+
+    @property
+    def actual_startup_time(self) -> float | None:
+        return _num(self.props.get("Actual Startup Time"))
+
+    @property
+    def actual_total_time(self) -> float | None:
+        return _num(self.props.get("Actual Total Time"))
+
+    @property
+    def actual_rows(self) -> float | None:
+        return _num(self.props.get("Actual Rows"))
+
+    @property
+    def actual_loops(self) -> float | None:
+        return _num(self.props.get("Actual Loops"))
+
+    @property
+    def plan_width(self) -> int | None:
+        return _int(self.props.get("Plan Width"))
+
+    @property
+    def workers_planned(self) -> int | None:
+        return _int(self.props.get("Workers Planned"))
+
+    @property
+    def workers_launched(self) -> int | None:
+        return _int(self.props.get("Workers Launched"))
 
     # -- derived facts -------------------------------------------------------------------------
 
@@ -148,9 +248,11 @@ class PlanNode:
         """The node name as text EXPLAIN prints it ("Parallel Seq Scan", "Finalize Aggregate")."""
         name = self.node_type
         if name == "Aggregate":
-            name = {"Hashed": "HashAggregate", "Sorted": "GroupAggregate", "Mixed": "MixedAggregate"}.get(
-                self.strategy or "", "Aggregate"
-            )
+            name = {
+                "Hashed": "HashAggregate",
+                "Sorted": "GroupAggregate",
+                "Mixed": "MixedAggregate",
+            }.get(self.strategy or "", "Aggregate")
             if self.partial_mode in ("Partial", "Finalize"):
                 name = f"{self.partial_mode} {name}"
         elif name == "ModifyTable" and self.operation:
@@ -171,7 +273,7 @@ class PlanNode:
         text = self.display_type
         if self.target:
             text += f" on {self.target}"
-            if self.alias and self.alias != self.relation:
+            if self.alias and self.alias not in (self.relation, self.cte_name, self.function_name):
                 text += f" {self.alias}"
         elif self.index_name:
             text += f" using {self.index_name}"
@@ -189,7 +291,9 @@ class PlanNode:
             out.extend((f"worker {w.number}", s) for s in w.spills)
         return out
 
-    def walk(self, ancestors: tuple[PlanNode, ...] = ()) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...]]]:
+    def walk(
+        self, ancestors: tuple[PlanNode, ...] = ()
+    ) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...]]]:
         """Pre-order walk yielding (node, ancestors from the root down)."""
         stack: list[tuple[PlanNode, tuple[PlanNode, ...]]] = [(self, ancestors)]
         while stack:
@@ -203,8 +307,15 @@ def _spills(p: Mapping[str, Any]) -> list[Spill]:
     out: list[Spill] = []
     if p.get("Sort Space Type") == "Disk":
         used = _num(p.get("Sort Space Used"))
-        out.append(Spill("sort", f"{p.get('Sort Method', 'sort')}, {used:.0f} kB on disk" if used is not None
-                         else f"{p.get('Sort Method', 'sort')} on disk", used))
+        out.append(
+            Spill(
+                "sort",
+                f"{p.get('Sort Method', 'sort')}, {used:.0f} kB on disk"
+                if used is not None
+                else f"{p.get('Sort Method', 'sort')} on disk",
+                used,
+            )
+        )
     batches = _int(p.get("Hash Batches"))
     if batches is not None and batches > 1:
         orig = _int(p.get("Original Hash Batches"))
@@ -213,7 +324,14 @@ def _spills(p: Mapping[str, Any]) -> list[Spill]:
     disk = _num(p.get("Disk Usage"))
     hb = _int(p.get("HashAgg Batches"))
     if (disk is not None and disk > 0) or (hb is not None and hb > 1):
-        out.append(Spill("hashagg", f"hash aggregate in {hb or '?'} batches, {disk or 0:.0f} kB on disk", disk, hb))
+        out.append(
+            Spill(
+                "hashagg",
+                f"hash aggregate in {hb or '?'} batches, {disk or 0:.0f} kB on disk",
+                disk,
+                hb,
+            )
+        )
     return out
 
 
@@ -226,12 +344,20 @@ class Plan:
     index: int = 1  # 1-based position among the plans of the same source
     input_format: str = "json"  # "json" | "text"
     settings: dict[str, str] = field(default_factory=dict)  # EXPLAIN (SETTINGS) block
+    # True when the input carried a Settings block at all: JSON with SETTINGS always has one
+    # (maybe empty, meaning "all planner settings at their defaults"); without it nothing is known.
+    settings_shown: bool = False
     planning_time_ms: float | None = None
     execution_time_ms: float | None = None
     jit: Jit | None = None
     query_text: str | None = None  # auto_explain's "Query Text", or supplied by the caller
     props: dict[str, Any] = field(default_factory=dict)  # other top-level keys
     node_count: int = 0
+    # The pre-order walk, computed once: every check walks every plan, and big plans
+    # (thousands of partitions) make repeated generator walks the dominant cost.
+    _walked: list[tuple[PlanNode, tuple[PlanNode, ...]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def label(self) -> str:
@@ -243,17 +369,19 @@ class Plan:
 
     @property
     def verbose(self) -> bool:
-        return any(n.output for n, _ in self.root.walk())
+        return any(n.output for n in self.nodes())
 
-    def walk(self) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...]]]:
-        return self.root.walk()
+    def walk(self) -> list[tuple[PlanNode, tuple[PlanNode, ...]]]:
+        """(node, ancestors) in pre-order; computed once and shared by all checks."""
+        if self._walked is None:
+            self._walked = list(self.root.walk())
+        return self._walked
 
     def nodes(self) -> Iterator[PlanNode]:
-        for n, _ in self.root.walk():
-            yield n
+        return (n for n, _ in self.walk())
 
     def gathers(self) -> list[PlanNode]:
-        return [n for n in self.nodes() if n.is_gather]
+        return [n for n, _ in self.walk() if n.is_gather]
 
     @property
     def server_major_hint(self) -> int | None:
@@ -297,53 +425,24 @@ def _str(value: Any) -> str | None:
 def build_node(d: Mapping[str, Any], counter: list[int]) -> PlanNode:
     """Build one node and its subtree; `counter` numbers nodes in pre-order."""
     if not isinstance(d, Mapping) or not isinstance(d.get("Node Type"), str):
-        raise ValueError("a plan node has no \"Node Type\"")
+        raise ValueError('a plan node has no "Node Type"')
     counter[0] += 1
-    out = d.get("Output")
-    node = PlanNode(
-        node_type=d["Node Type"],
-        parallel_aware=d.get("Parallel Aware") is True,
-        parent_relationship=_str(d.get("Parent Relationship")),
-        subplan_name=_str(d.get("Subplan Name")),
-        relation=_str(d.get("Relation Name")),
-        schema=_str(d.get("Schema")),
-        alias=_str(d.get("Alias")),
-        index_name=_str(d.get("Index Name")),
-        cte_name=_str(d.get("CTE Name")),
-        function_name=_str(d.get("Function Name")),
-        operation=_str(d.get("Operation")),
-        strategy=_str(d.get("Strategy")),
-        partial_mode=_str(d.get("Partial Mode")),
-        join_type=_str(d.get("Join Type")),
-        startup_cost=_num(d.get("Startup Cost")),
-        total_cost=_num(d.get("Total Cost")),
-        plan_rows=_num(d.get("Plan Rows")),
-        plan_width=_int(d.get("Plan Width")),
-        actual_startup_time=_num(d.get("Actual Startup Time")),
-        actual_total_time=_num(d.get("Actual Total Time")),
-        actual_rows=_num(d.get("Actual Rows")),
-        actual_loops=_num(d.get("Actual Loops")),
-        workers_planned=_int(d.get("Workers Planned")),
-        workers_launched=_int(d.get("Workers Launched")),
-        single_copy=d.get("Single Copy") if isinstance(d.get("Single Copy"), bool) else None,
-        filter=_str(d.get("Filter")),
-        output=[o for o in out if isinstance(o, str)] if isinstance(out, list) else [],
-        workers=_build_workers(d.get("Workers")),
-        props={k: v for k, v in d.items() if k not in _CHILD_KEYS},
-        node_id=counter[0],
-    )
-    children = d.get("Plans")
+    props = dict(d)
+    children = props.pop("Plans", None)
+    workers = props.pop("Workers", None)
+    node = PlanNode(props, None, _build_workers(workers) if workers else None, counter[0])
     if isinstance(children, list):
         node.children = [build_node(c, counter) for c in children]
     return node
 
 
-def build_plan(doc: Mapping[str, Any], *, source: str = "plan", index: int = 1,
-               input_format: str = "json") -> Plan:
+def build_plan(
+    doc: Mapping[str, Any], *, source: str = "plan", index: int = 1, input_format: str = "json"
+) -> Plan:
     """Turn one element of the EXPLAIN (FORMAT JSON) array into a `Plan`."""
     root = doc.get("Plan")
     if not isinstance(root, Mapping):
-        raise ValueError("the document has no \"Plan\" object")
+        raise ValueError('the document has no "Plan" object')
     counter = [0]
     node = build_node(root, counter)
     settings = doc.get("Settings")
@@ -354,7 +453,10 @@ def build_plan(doc: Mapping[str, Any], *, source: str = "plan", index: int = 1,
         source=source,
         index=index,
         input_format=input_format,
-        settings={str(k): str(v) for k, v in settings.items()} if isinstance(settings, Mapping) else {},
+        settings={str(k): str(v) for k, v in settings.items()}
+        if isinstance(settings, Mapping)
+        else {},
+        settings_shown=isinstance(settings, Mapping),
         planning_time_ms=_num(doc.get("Planning Time")),
         execution_time_ms=_num(doc.get("Execution Time")),
         jit=Jit.from_json(jit) if isinstance(jit, Mapping) else None,
