@@ -28,16 +28,35 @@ def _codes(value: str) -> list[str]:
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                     help="output format (default: text)")
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="same as --format json")
-    p.add_argument("--fail-on", choices=("info", "warning", "critical", "never"), default="warning",
-                   help="exit 1 when a finding is at least this severe (default: warning)")
-    p.add_argument("--select", type=_codes, default=[], metavar="CODES",
-                   help="only these rules or prefixes, comma-separated (e.g. PQ2,PQ101)")
-    p.add_argument("--ignore", type=_codes, default=[], metavar="CODES",
-                   help="skip these rules or prefixes, comma-separated")
+    fmt.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="output format (default: text)",
+    )
+    fmt.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("info", "warning", "critical", "never"),
+        default="warning",
+        help="exit 1 when a finding is at least this severe (default: warning)",
+    )
+    p.add_argument(
+        "--select",
+        type=_codes,
+        default=[],
+        metavar="CODES",
+        help="only these rules or prefixes, comma-separated (e.g. PQ2,PQ101)",
+    )
+    p.add_argument(
+        "--ignore",
+        type=_codes,
+        default=[],
+        metavar="CODES",
+        help="skip these rules or prefixes, comma-separated",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(ex)
 
     rep = sub.add_parser("report", help="full report (for CI: --json, exit code by severity)")
-    rep.add_argument("--plan", action="append", default=[], metavar="FILE",
-                     help="an EXPLAIN plan to include (repeatable; '-' for standard input)")
+    rep.add_argument(
+        "--plan",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an EXPLAIN plan to include (repeatable; '-' for standard input)",
+    )
     _add_output_options(rep)
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
@@ -101,25 +125,15 @@ def _load_plans(names: Sequence[str], stdin: IO[str]) -> list[object]:
 # -- commands -------------------------------------------------------------------------------------
 
 
-def _analyse_plans(args: argparse.Namespace, names: Sequence[str], stdin: IO[str], out: IO[str]) -> int:
+def _analyse_plans(
+    args: argparse.Namespace, names: Sequence[str], stdin: IO[str], out: IO[str]
+) -> int:
     from advisor import engine
     from advisor.plan import Plan
-    from advisor.report import PlanSummary, Report, exit_code
+    from advisor.report import exit_code
 
     plans = [p for p in _load_plans(names, stdin) if isinstance(p, Plan)]
-    report = Report()
-    report.plans = [
-        PlanSummary(
-            source=p.label,
-            nodes=p.node_count,
-            parallel_nodes=sum(1 for n in p.nodes() if n.parallel_aware or n.is_gather),
-            workers_planned=sum(g.workers_planned or 0 for g in p.gathers()),
-            workers_launched=sum(g.workers_launched or 0 for g in p.gathers()) if p.analyzed else None,
-            execution_ms=p.execution_time_ms,
-        )
-        for p in plans
-    ]
-    engine.run(engine.Facts(plans=plans), report, select=args.select, ignore=args.ignore)
+    report = engine.analyse(engine.Facts(plans=plans), select=args.select, ignore=args.ignore)
     _emit(report, args.format, out)
     return exit_code(report, args.fail_on)
 
@@ -161,7 +175,9 @@ def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def run(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
+def run(
+    argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None
+) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stdin = stdin or sys.stdin
@@ -170,8 +186,10 @@ def run(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO
         return _analyse_plans(args, args.files or ["-"], stdin, out)
     if args.command == "report":
         if not args.plan:
-            raise UsageError("nothing to report on: give --plan FILE (live --dsn collection is "
-                             "not available in this version)")
+            raise UsageError(
+                "nothing to report on: give --plan FILE (live --dsn collection is "
+                "not available in this version)"
+            )
         return _analyse_plans(args, args.plan, stdin, out)
     if args.command == "rules":
         return _cmd_rules(args, out)

@@ -18,14 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from advisor.plan import Plan
-from advisor.report import SEVERITY_RANK, Finding, Report, Skipped
+from advisor.report import SEVERITY_RANK, Finding, PlanSummary, Report, Skipped
 
 CODE_RE = re.compile(r"^(PQ|CN|PB|PP)\d{2,3}$")
 HEADINGS = ("## What it finds", "## Why it matters", "## How to fix")
 # What a card may say it needs; "a|b" in a card means either is enough.
 KNOWN_NEEDS = frozenset(
-    {"plan", "analyze", "verbose", "settings", "catalog", "pgss", "activity", "dbstats", "hw",
-     "pgbouncer_ini", "pgbouncer_console", "pgpool_conf", "pgpool_console"}
+    {
+        "plan",
+        "analyze",
+        "verbose",
+        "settings",
+        "catalog",
+        "pgss",
+        "activity",
+        "dbstats",
+        "hw",
+        "pgbouncer_ini",
+        "pgbouncer_console",
+        "pgpool_conf",
+        "pgpool_console",
+    }
 )
 
 
@@ -121,7 +134,9 @@ def load_cards(directory: Path | None = None) -> dict[str, Card]:
     for path in sorted((directory or rules_dir()).rglob("*.toml")):
         card = _load_card(path)
         if card.code in cards:
-            raise CardError(f"{path.name}: code {card.code} is also used by {cards[card.code].path.name}")
+            raise CardError(
+                f"{path.name}: code {card.code} is also used by {cards[card.code].path.name}"
+            )
         cards[card.code] = card
     return cards
 
@@ -272,6 +287,26 @@ def run(
         report.findings.extend(finding(card, ev) for ev in fn(facts, card))
     report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule, f.where))
     return report
+
+
+def summarize(plan: Plan) -> PlanSummary:
+    """The per-plan line of a report: size, parallel nodes, workers planned and launched."""
+    gathers = plan.gathers()
+    return PlanSummary(
+        source=plan.label,
+        nodes=plan.node_count,
+        parallel_nodes=sum(1 for n in plan.nodes() if n.parallel_aware or n.is_gather),
+        workers_planned=sum(g.workers_planned or 0 for g in gathers),
+        workers_launched=sum(g.workers_launched or 0 for g in gathers) if plan.analyzed else None,
+        execution_ms=plan.execution_time_ms,
+    )
+
+
+def analyse(facts: Facts, *, select: Iterable[str] = (), ignore: Iterable[str] = ()) -> Report:
+    """A full report for `facts`: plan summaries, findings, skipped rules."""
+    report = Report()
+    report.plans = [summarize(p) for p in facts.plans]
+    return run(facts, report, select=select, ignore=ignore)
 
 
 def iter_placeholders(template: str) -> Iterator[str]:

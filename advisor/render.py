@@ -42,30 +42,52 @@ def _counts(report: Report) -> str:
     return f"{n} finding{'s' if n != 1 else ''}: " + ", ".join(f"{by[s]} {s}" for s in order)
 
 
+def _wrap(text: str, width: int, indent: str = "  ") -> str:
+    """Wrap each paragraph for the terminal; card text keeps its paragraph breaks."""
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(
+            para,
+            width=width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+        if para.strip()
+        else ""
+        for para in text.split("\n")
+    )
+
+
 def to_text(report: Report, out: IO[str] | None = None, *, width: int | None = None) -> None:
     """Write the report for a person at a terminal (colours off for NO_COLOR or a pipe)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.padding import Padding
 
     stream = out or sys.stdout
     console = Console(
-        file=stream,
-        width=width,
-        no_color="NO_COLOR" in os.environ,
-        highlight=False,
-        soft_wrap=False,
+        file=stream, width=width, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=True
     )
+    cols = max(60, min(console.width, 110))
     for p in report.plans:
         console.print(escape(_plan_line(p)), style="dim")
     if report.plans:
         console.print()
     for f in report.findings:
-        head = f"[{SEVERITY_STYLE[f.severity]}]{f.severity.upper()}[/] [bold]{f.rule}[/] {escape(f.title)}"
-        console.print(head + (f"  [dim]{escape(f.where)}[/]" if f.where else ""))
-        console.print(Padding(escape(f.message), (0, 0, 0, 2)))
-        console.print(Padding("[bold]fix:[/] " + escape(f.fix), (0, 0, 0, 2)))
-        console.print(Padding(f"[dim]docs: {escape(f.docs)}[/]", (0, 0, 0, 2)))
+        head = f"{f.severity.upper()} {f.rule} {f.title}"
+        sev = f"[{SEVERITY_STYLE[f.severity]}]{f.severity.upper()}[/]"
+        styled = f"{sev} [bold]{f.rule}[/] {escape(f.title)}"
+        if f.where and len(head) + 2 + len(f.where) <= cols:
+            console.print(f"{styled}  [dim]{escape(f.where)}[/]")
+        else:
+            console.print(styled)
+            if f.where:
+                console.print(f"[dim]{escape(_wrap(f.where, cols))}[/]")
+        console.print(escape(_wrap(f.message, cols)))
+        console.print(escape(_wrap("fix: " + f.fix, cols)).replace("fix:", "[bold]fix:[/]", 1))
+        console.print(f"[dim]  docs: {escape(f.docs)}[/]")
         console.print()
     for e in report.errors:
         console.print(f"[red]error[/] {escape(e.source)}: {escape(e.message)}")
@@ -73,14 +95,32 @@ def to_text(report: Report, out: IO[str] | None = None, *, width: int | None = N
     if report.skipped:
         codes = ", ".join(s.rule for s in report.skipped)
         console.print(
-            escape(f"Not checked ({len(report.skipped)}): {codes}. "
-                   "`--format json` lists why; most need a connection (--dsn)."),
+            escape(
+                _wrap(
+                    f"Not checked ({len(report.skipped)}): {codes}. `--format json` lists "
+                    "why; most need a connection (--dsn) or an EXPLAIN ANALYZE plan.",
+                    cols,
+                    "",
+                )
+            ),
             style="dim",
         )
 
 
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_text(text: str) -> str:
+    """Card text for Markdown: indented paragraphs (SQL to run) become fenced code blocks."""
+    out = []
+    for para in text.split("\n\n"):
+        lines = para.splitlines()
+        if lines and all(line.startswith("  ") for line in lines):
+            out.append("```sql\n" + "\n".join(line[2:] for line in lines) + "\n```")
+        else:
+            out.append(para)
+    return "\n\n".join(out)
 
 
 def _evidence_md(f: Finding) -> str:
@@ -107,9 +147,9 @@ def to_markdown(report: Report) -> str:
                 "",
                 f"*{f.where}*" if f.where else "",
                 "",
-                f.message,
+                _md_text(f.message),
                 "",
-                f"**Fix:** {f.fix}",
+                "**Fix:** " + _md_text(f.fix),
                 "",
                 f"<details><summary>evidence</summary>\n\n{_evidence_md(f)}\n\n</details>",
                 "",
@@ -134,12 +174,15 @@ def card_text(card: Card, out: IO[str] | None = None) -> None:
     console.print(Markdown(card.explanation))
     if card.thresholds:
         console.print()
-        console.print("Thresholds: " + ", ".join(f"{k} = {v:g}" for k, v in card.thresholds.items()))
+        console.print(
+            "Thresholds: " + ", ".join(f"{k} = {v:g}" for k, v in card.thresholds.items())
+        )
     if card.references:
         console.print()
         console.print("References:")
         for ref in card.references:
-            console.print(f"  - {ref}", markup=False)
+            # soft_wrap: a long URL stays whole so terminals can still open it.
+            console.print(f"  - {ref}", markup=False, soft_wrap=True)
 
 
 def card_dict(card: Card) -> dict[str, Any]:

@@ -59,8 +59,15 @@ class Finding:
 
 @dataclass(slots=True)
 class Recommendation:
-    kind: Literal["setting", "role_setting", "database_setting", "table_option", "function",
-                  "pgbouncer", "pgpool"]
+    kind: Literal[
+        "setting",
+        "role_setting",
+        "database_setting",
+        "table_option",
+        "function",
+        "pgbouncer",
+        "pgpool",
+    ]
     name: str
     scope: str
     current: str | None

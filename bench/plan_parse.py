@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from advisor.plan.reader import read_plans  # noqa: E402
 
 SAMPLE = ROOT / "sample_plans" / "pg18" / "ok_parallel_append"
-FALLBACK = Path("/work/shared/knowledge/artifacts/pg18_explain.json")  # when sample_plans is absent
+FALLBACK = ROOT.parent / "shared" / "knowledge" / "artifacts" / "pg18_explain.json"
 
 
 def _find_append(node: dict[str, Any]) -> dict[str, Any] | None:

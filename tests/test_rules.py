@@ -35,7 +35,9 @@ def _codes(example: str, code: str) -> list[str]:
 
 def test_one_card_per_check_and_one_check_per_card() -> None:
     checks = set(registered_checks())
-    assert checks == set(CARDS), f"without card: {checks - set(CARDS)}; without check: {set(CARDS) - checks}"
+    assert checks == set(CARDS), (
+        f"without card: {checks - set(CARDS)}; without check: {set(CARDS) - checks}"
+    )
 
 
 @pytest.mark.parametrize("code", sorted(CARDS))

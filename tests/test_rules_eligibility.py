@@ -26,7 +26,7 @@ from advisor.report import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_plans"
-RULES = ("PQ101", "PQ104", "PQ105", "PQ107", "PQ108", "PQ110", "PQ112", "PQ116")
+RULES = ("PQ101", "PQ104", "PQ105", "PQ106", "PQ107", "PQ108", "PQ110", "PQ111", "PQ112", "PQ116")
 
 # Files (by scenario, every version and format) where a rule fires although the manifest
 # targets another rule.
@@ -110,8 +110,11 @@ def test_every_exception_still_matches_a_sample(code: str, scenario: str) -> Non
 
 def test_findings_read_well_on_the_unsafe_function_sample() -> None:
     path = SAMPLES / "pg18/pq101_fires_unsafe_function.json"
-    report = run(Facts(plans=parse_plans(path.read_text(encoding="utf-8"), source=path.name)),
-                 Report(), select=["PQ101"])
+    report = run(
+        Facts(plans=parse_plans(path.read_text(encoding="utf-8"), source=path.name)),
+        Report(),
+        select=["PQ101"],
+    )
     (f,) = report.findings
     assert "is_lucky()" in f.message and "suspicion" in f.message and "pg_proc" in f.message
     assert "2,500,000 rows" in f.message
@@ -122,8 +125,12 @@ def test_findings_read_well_on_the_unsafe_function_sample() -> None:
 
 def test_text_and_json_pastes_agree() -> None:
     for version in ("pg18", "pg15"):
-        for stem in ("pq101_fires_unsafe_function", "pq104_fires_correlated_subquery",
-                     "pq108_fires_temp_table", "pq116_quiet_selective"):
+        for stem in (
+            "pq101_fires_unsafe_function",
+            "pq104_fires_correlated_subquery",
+            "pq108_fires_temp_table",
+            "pq116_quiet_selective",
+        ):
             assert fired(f"{version}/{stem}.txt") == fired(f"{version}/{stem}.json"), stem
 
 
@@ -138,7 +145,7 @@ def test_text_and_json_pastes_agree() -> None:
         ("((b.region < 5) AND (b.skew > (SubPlan 1)))", []),
         ("nextval('seq'::regclass)", ["nextval"]),
         ("public.risky_flag(l.amount)", ["public.risky_flag"]),
-        ('app."Score"(l.amount, \'x(y)\'::text)', ["app.Score"]),
+        ("app.\"Score\"(l.amount, 'x(y)'::text)", ["app.Score"]),
         ("(lower(s) ~~ 'f(o)o%'::text)", ["lower"]),
         ("((amount)::numeric(10,2) > '0'::numeric)", []),
         ("(created)::timestamp(3) with time zone", []),
@@ -176,8 +183,8 @@ def test_classify(call: Call, kind: str) -> None:
     assert classify(call) == kind
 
 
-def _agg(output: list[str], **kw: object) -> PlanNode:
-    return PlanNode(node_type="Aggregate", partial_mode="Simple", output=output, **kw)  # type: ignore[arg-type]
+def _agg(output: list[str], **props: object) -> PlanNode:
+    return PlanNode({"Node Type": "Aggregate", "Partial Mode": "Simple", "Output": output, **props})
 
 
 @pytest.mark.parametrize(
@@ -185,12 +192,15 @@ def _agg(output: list[str], **kw: object) -> PlanNode:
     [
         (_agg(["count(DISTINCT skew)"]), 18, "DISTINCT"),
         (_agg(["g", "string_agg(s, ','::text ORDER BY s)"]), 18, "ORDER BY"),
-        (_agg(["percentile_cont('0.5'::double precision) WITHIN GROUP (ORDER BY amount)"]), 18,
-         "ordered-set"),
+        (
+            _agg(["percentile_cont('0.5'::double precision) WITHIN GROUP (ORDER BY amount)"]),
+            18,
+            "ordered-set",
+        ),
         (_agg(["g", "json_agg(id)"]), 18, "no combine function in any version"),
         (_agg(["g", "string_agg(s, ','::text)"]), 15, "on PostgreSQL 15"),
         (_agg(["g", "array_agg(id)"]), None, "before PostgreSQL 16"),
-        (_agg(["g", "sum(x)"], strategy="Mixed"), 18, "GROUPING SETS"),
+        (_agg(["g", "sum(x)"], Strategy="Mixed"), 18, "GROUPING SETS"),
     ],
 )
 def test_aggregate_causes(node: PlanNode, major: int | None, cause: str) -> None:
@@ -211,8 +221,13 @@ def _facts_of(plan: dict[str, object]) -> Facts:
 def test_queue_poll_under_limit_is_not_large() -> None:
     """`... ORDER BY id LIMIT 10 FOR UPDATE SKIP LOCKED` on a big queue, estimated only: the
     index scan estimate covers every 'new' row, but the LIMIT stops it after a few."""
-    scan = {"Node Type": "Index Scan", "Relation Name": "jobs", "Plan Rows": 400000,
-            "Total Cost": 20000.0, "Index Cond": "(status = 'new'::text)"}
+    scan = {
+        "Node Type": "Index Scan",
+        "Relation Name": "jobs",
+        "Plan Rows": 400000,
+        "Total Cost": 20000.0,
+        "Index Cond": "(status = 'new'::text)",
+    }
     lock = {"Node Type": "LockRows", "Plan Rows": 400000, "Total Cost": 24000.0, "Plans": [scan]}
     facts = _facts_of({"Node Type": "Limit", "Plan Rows": 10, "Total Cost": 0.6, "Plans": [lock]})
     assert run(facts, Report(), select=["PQ107", "PQ116"]).findings == []

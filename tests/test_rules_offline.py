@@ -36,12 +36,16 @@ RULES = sorted(
 
 # (scenario, rule) -> why the rule rightly fires on a plan captured for something else.
 ALSO_TRUE: dict[tuple[str, str], str] = {
-    ("pq008_fires_parallel_hash_off", "PQ203"):
-        "with enable_parallel_hash off every participant builds a private hash of big2 "
-        "(1M rows); at the default work_mem it is split into 8 batches",
-    ("pq008_quiet_parallel_hash_join", "PQ203"):
-        "the shared Parallel Hash of big2 (1M rows) needs ~64 MB, more than hash_mem x 3 "
-        "participants at the default work_mem, so it really ran in 8 batches",
+    (
+        "pq008_fires_parallel_hash_off",
+        "PQ203",
+    ): "with enable_parallel_hash off every participant builds a private hash of big2 "
+    "(1M rows); at the default work_mem it is split into 8 batches",
+    (
+        "pq008_quiet_parallel_hash_join",
+        "PQ203",
+    ): "the shared Parallel Hash of big2 (1M rows) needs ~64 MB, more than hash_mem x 3 "
+    "participants at the default work_mem, so it really ran in 8 batches",
 }
 
 
@@ -132,32 +136,39 @@ def live(settings: dict[str, str]) -> dict[str, str]:
 
 
 def test_live_settings_fire_with_raw_pg_settings_values() -> None:
-    found = live({
-        "max_parallel_workers_per_gather": "0",
-        "parallel_setup_cost": "1000",
-        "parallel_tuple_cost": "1",  # 10x the default 0.1
-        "min_parallel_table_scan_size": "131072",  # 8 kB blocks: 1GB
-        "min_parallel_index_scan_size": "64",  # 512kB, the default
-        "enable_parallel_hash": "on",
-        "enable_gathermerge": "off",
-        "debug_parallel_query": "regress",
-    })
+    found = live(
+        {
+            "max_parallel_workers_per_gather": "0",
+            "parallel_setup_cost": "1000",
+            "parallel_tuple_cost": "1",  # 10x the default 0.1
+            "min_parallel_table_scan_size": "131072",  # 8 kB blocks: 1GB
+            "min_parallel_index_scan_size": "64",  # 512kB, the default
+            "enable_parallel_hash": "on",
+            "enable_gathermerge": "off",
+            "debug_parallel_query": "regress",
+        }
+    )
     assert set(found) == {"PQ001", "PQ007", "PQ008", "PQ009"}
-    assert "min_parallel_table_scan_size = 1GB (default 8MB, 128x" in found["PQ007"]
-    assert "parallel_tuple_cost = 1 (default 0.1, 10x" in found["PQ007"]
+    assert "min_parallel_table_scan_size = 1GB, 128x its default 8MB" in found["PQ007"]
+    assert "parallel_tuple_cost = 1, 10x its default 0.1" in found["PQ007"]
     assert "setup_cost" not in found["PQ007"] and "index_scan" not in found["PQ007"]
     assert "enable_gathermerge = off" in found["PQ008"] and "parallel_hash" not in found["PQ008"]
 
 
 def test_live_defaults_are_quiet() -> None:
-    assert live({
-        "max_parallel_workers_per_gather": "2",
-        "parallel_setup_cost": "1000",
-        "parallel_tuple_cost": "0.1",
-        "min_parallel_table_scan_size": "1024",
-        "min_parallel_index_scan_size": "64",
-        "enable_parallel_hash": "on",
-        "enable_parallel_append": "on",
-        "enable_gathermerge": "on",
-        "debug_parallel_query": "off",
-    }) == {}
+    assert (
+        live(
+            {
+                "max_parallel_workers_per_gather": "2",
+                "parallel_setup_cost": "1000",
+                "parallel_tuple_cost": "0.1",
+                "min_parallel_table_scan_size": "1024",
+                "min_parallel_index_scan_size": "64",
+                "enable_parallel_hash": "on",
+                "enable_parallel_append": "on",
+                "enable_gathermerge": "on",
+                "debug_parallel_query": "off",
+            }
+        )
+        == {}
+    )

@@ -8,7 +8,14 @@ from advisor.engine import Card, Facts
 from advisor.plan import Plan, PlanNode
 
 SCAN_TYPES = frozenset(
-    {"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Range Scan", "Sample Scan"}
+    {
+        "Seq Scan",
+        "Index Scan",
+        "Index Only Scan",
+        "Bitmap Heap Scan",
+        "Tid Range Scan",
+        "Sample Scan",
+    }
 )
 
 
@@ -30,7 +37,9 @@ def rows_read(node: PlanNode) -> float | None:
 def is_large_scan(node: PlanNode, card: Card) -> bool:
     """A scan is 'large' when it reads at least the card's `large_rows` threshold."""
     rows = rows_read(node)
-    return node.node_type in SCAN_TYPES and rows is not None and rows >= card.threshold("large_rows")
+    return (
+        node.node_type in SCAN_TYPES and rows is not None and rows >= card.threshold("large_rows")
+    )
 
 
 def under_gather(ancestors: tuple[PlanNode, ...]) -> bool:
@@ -51,6 +60,22 @@ def setting(facts: Facts, plan: Plan | None, name: str) -> tuple[str | None, str
     return None, "unknown"
 
 
+def setting_in_effect(
+    facts: Facts, plan: Plan | None, name: str, default: str
+) -> tuple[str | None, str]:
+    """Like `setting`, but a plan made with EXPLAIN (SETTINGS) that does not list `name` proves
+    it was at its built-in `default` (the block lists every non-default planner setting)."""
+    value, origin = setting(facts, plan, name)
+    if value is None and plan is not None and plan.settings_shown:
+        return default, "default; the plan's Settings block does not list it"
+    return value, origin
+
+
+def plain(value: str) -> str:
+    """A setting as a person writes it: plans quote values ('1GB')."""
+    return value.strip().strip("'\"").strip()
+
+
 def analysed_plans(facts: Facts) -> Iterator[Plan]:
     return (p for p in facts.plans if p.analyzed)
 
@@ -66,7 +91,7 @@ def setting_bytes(value: str, unit_bytes: int) -> float | None:
     as 8 kB blocks, `work_mem` as kB): pass that unit as `unit_bytes`."""
     text = value.strip().strip("'\"").strip().lower().replace(" ", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    suffix = text[len(number):]
+    suffix = text[len(number) :]
     try:
         amount = float(number)
     except ValueError:
@@ -153,3 +178,20 @@ def scan_blocks(node: PlanNode) -> float | None:
 
 
 _BLOCK_KEYS = ("Shared Hit Blocks", "Shared Read Blocks", "Local Hit Blocks", "Local Read Blocks")
+
+
+def min_table_blocks(facts: Facts, plan: Plan | None) -> float:
+    """min_parallel_table_scan_size in 8 kB blocks (plan Settings block, server, or 8 MB)."""
+    value, _ = setting(facts, plan, "min_parallel_table_scan_size")
+    size = setting_bytes(value, 8192) if value is not None else None
+    return size / 8192 if size is not None else 1024.0
+
+
+def size_text(blocks: float, min_blocks: float = 1024.0) -> str:
+    """'260.6MB, 4 workers by the size rule' (the spec's wording) or '5.2MB, below
+    min_parallel_table_scan_size'. The count is before the max_parallel_workers_per_gather cap."""
+    size = format_bytes(blocks * 8192)
+    workers = size_rule_workers(blocks, min_blocks)
+    if workers == 0:
+        return f"{size}, below min_parallel_table_scan_size"
+    return f"{size}, {workers} worker{'' if workers == 1 else 's'} by the size rule"

@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from advisor.checks.base import (
     SCAN_TYPES,
     format_bytes,
+    min_table_blocks,
+    plain,
     plan_has_gather,
     scan_blocks,
     setting,
     setting_bytes,
+    setting_in_effect,
     setting_number,
     size_rule_workers,
+    size_text,
     under_gather,
     where,
 )
@@ -128,25 +132,13 @@ def serial_reads(plan: Plan, large: float) -> list[Read]:
     return sorted(out, key=lambda r: -r.rows)
 
 
-def min_table_blocks(facts: Facts, plan: Plan) -> float:
-    """min_parallel_table_scan_size in 8 kB blocks (plan Settings block, server, or 8 MB)."""
-    value, _ = setting(facts, plan, "min_parallel_table_scan_size")
-    size = setting_bytes(value, 8192) if value is not None else None
-    return size / 8192 if size is not None else 1024.0
-
-
 def read_text(facts: Facts, plan: Plan, read: Read) -> str:
-    """'2,500,000 rows (260.4MB; the size rule, §2.3, allows 4 workers before the cap)': the
-    cap is max_parallel_workers_per_gather."""
+    """'2,500,000 rows (260.4MB, 4 workers by the size rule)' when BUFFERS shows the table size
+    (the count is before the max_parallel_workers_per_gather cap)."""
     blocks = scan_blocks(read.node)
     if blocks is None:
         return read.text
-    workers = size_rule_workers(blocks, min_table_blocks(facts, plan))
-    size = format_bytes(blocks * 8192)
-    if workers == 0:
-        return f"{read.text} ({size}, below min_parallel_table_scan_size)"
-    plural = "worker" if workers == 1 else "workers"
-    return f"{read.text} ({size}; the size rule, §2.3, allows {workers} {plural} before the cap)"
+    return f"{read.text} ({size_text(blocks, min_table_blocks(facts, plan))})"
 
 
 def _subtree(node: PlanNode) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...]]]:
@@ -178,7 +170,8 @@ def is_temp(node: PlanNode) -> bool:
     if node.relation is None or node.node_type not in SCAN_TYPES:
         return False
     local = sum(
-        float(v) for k in ("Local Hit Blocks", "Local Read Blocks")
+        float(v)
+        for k in ("Local Hit Blocks", "Local Read Blocks")
         if isinstance(v := node.props.get(k), int | float)
     )
     return local > 0
@@ -188,9 +181,24 @@ def is_temp(node: PlanNode) -> bool:
 
 # Node keys whose values are expressions as ruleutils deparses them.
 EXPR_KEYS = (
-    "Output", "Filter", "Join Filter", "Index Cond", "Recheck Cond", "Hash Cond", "Merge Cond",
-    "One-Time Filter", "TID Cond", "Function Call", "Table Function Call", "Sort Key",
-    "Group Key", "Presorted Key", "Order By", "Cache Key", "Run Condition", "Hash Key",
+    "Output",
+    "Filter",
+    "Join Filter",
+    "Index Cond",
+    "Recheck Cond",
+    "Hash Cond",
+    "Merge Cond",
+    "One-Time Filter",
+    "TID Cond",
+    "Function Call",
+    "Table Function Call",
+    "Sort Key",
+    "Group Key",
+    "Presorted Key",
+    "Order By",
+    "Cache Key",
+    "Run Condition",
+    "Hash Key",
 )
 
 
@@ -408,16 +416,19 @@ def _largest(reads: Iterable[Read]) -> Read | None:
 def _unsafe_hint(name: str) -> str:
     """How to keep one unsafe built-in out of a large statement."""
     if name in ("nextval", "currval", "setval", "lastval"):
-        return (f"call {name}() in the INSERT that needs the value or in a separate statement, "
-                "not in the query that reads the big table")
+        return (
+            f"call {name}() in the INSERT that needs the value or in a separate statement, "
+            "not in the query that reads the big table"
+        )
     if name in ("current_schema", "current_schemas"):
         return "write the keyword current_schema without parentheses (that form is safe)"
     if name == "set_config":
         return "run SET LOCAL (or set_config) as its own statement before the query"
     if name.startswith(("txid_", "pg_current_xact_id")):
         return f"fetch {name}() once before the query and pass it in as a bind parameter"
-    return (f"compute {name}() once in a separate statement and pass the result in as a bind "
-            "parameter")
+    return (
+        f"compute {name}() once in a separate statement and pass the result in as a bind parameter"
+    )
 
 
 def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
@@ -438,32 +449,38 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
     fixes = []
     if unsafe:
         names = ", ".join(f"{s.call.display}()" for s in unsafe)
+        one = len(unsafe) == 1
         parts.append(
-            f"{names} {'is a built-in' if len(unsafe) == 1 else 'are built-ins'} marked PARALLEL "
-            "UNSAFE in every version from 13 to 18, so the planner may not use workers anywhere "
-            "in this statement (certain, no connection needed)."
+            f"Cause: {names} in {_seen_at(unsafe[0], read.node)}. "
+            f"{'It is a built-in' if one else 'They are built-ins'} marked PARALLEL UNSAFE in "
+            "every version 13 to 18, which forbids workers anywhere in the statement (certain "
+            "from the plan alone)."
         )
         hints = list(dict.fromkeys(_unsafe_hint(s.call.name) for s in unsafe))
-        fixes.append(
-            f"Take {names} out of the big query: {'; '.join(hints)}."
-        )
+        fixes.append(f"Take {names} out of the big query: {'; '.join(hints)}.")
     if user:
         names = ", ".join(f"{s.call.display}()" for s in user)
-        verb = "is not a built-in" if len(user) == 1 else "are not built-ins"
+        one = len(user) == 1
+        lead = "Also suspected" if unsafe else "Likely cause"
+        proname = (
+            f"= '{user[0].call.name}'"
+            if one
+            else "IN (" + ", ".join(f"'{s.call.name}'" for s in user) + ")"
+        )
         parts.append(
-            f"{names} {verb} we know, and functions and aggregates created "
-            "without a PARALLEL label are PARALLEL UNSAFE, which keeps the whole statement "
-            "serial. This is a suspicion from the plan alone: a connection confirms it with "
-            "SELECT oid::regprocedure, proparallel FROM pg_proc WHERE proname IN ("
-            + ", ".join(f"'{s.call.name}'" for s in user)
-            + ") ('u' = unsafe; 'r' = restricted, which keeps only the scan it filters in "
-            "the leader, PQ103, and has the same fix)."
+            f"{lead}: {names} in {_seen_at(user[0], read.node)}. "
+            f"{'It is not a built-in' if one else 'They are not built-ins'}, and a function "
+            "created without a PARALLEL label is PARALLEL UNSAFE, which keeps the whole "
+            "statement serial. Offline this is a "
+            "suspicion; confirm it with SELECT oid::regprocedure, proparallel FROM pg_proc "
+            f"WHERE proname {proname}; ('u' unsafe; 'r' restricted, which keeps the scan it "
+            "filters in the leader and has the same fix)."
         )
         alters = " ".join(f"ALTER FUNCTION {s.call.display} PARALLEL SAFE;" for s in user)
         fixes.append(
             f"{alters} -- after checking it writes nothing and touches no temp tables, "
-            "sequences or session state (add the argument types if the name is overloaded; "
-            "PARALLEL RESTRICTED if it must run in the leader)."
+            "sequences or session state; add the argument types if the name is overloaded. "
+            "On 16 and older, not for PL/pgSQL with an EXCEPTION block (PQ119)."
         )
     first = (unsafe or user)[0]
     return [
@@ -482,6 +499,26 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
             "fix_steps": " ".join(fixes),
         }
     ]
+
+
+def _seen_at(s: Seen, scan: PlanNode) -> str:
+    """'its Filter (is_lucky(big.grp))' or 'the Output of Aggregate (node 1)'; short
+    expressions are quoted without their outer parentheses."""
+    expr = s.expr
+    if expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+        expr = expr[1:-1]
+    quoted = f" ({expr})" if len(expr) <= 100 else ""
+    owner = "its" if s.node is scan else f"the {s.node.label}'s"
+    return f"{owner} {s.key}{quoted}"
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in _STRING.sub("''", text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _subplan_is_correlated(sub: PlanNode, owner: PlanNode) -> bool:
@@ -528,8 +565,11 @@ def detect_pq104(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
             ref = re.compile(rf"\b{re.escape(name)}\b")
             used = next((f"{k}: {e}" for k, e in expressions(owner) if ref.search(e)), "")
             loops = sub.actual_loops
-            runs = (f"it ran {_n(loops)} times" if loops is not None
-                    else "it runs once for every row that reaches it")
+            runs = (
+                f"it ran {_n(loops)} times"
+                if loops is not None
+                else "it runs once for every row that reaches it"
+            )
             out.append(
                 {
                     "where": where(plan, owner),
@@ -559,8 +599,8 @@ def detect_pq105(facts: Facts, plan: Plan, large: float, ratio: float) -> list[E
             continue
         fed = rows_out(mt.children[0])
         heavy = any(
-            n.node_type in ("Hash Join", "Merge Join", "Nested Loop", "Aggregate", "Sort",
-                            "WindowAgg", "SetOp")
+            n.node_type
+            in ("Hash Join", "Merge Join", "Nested Loop", "Aggregate", "Sort", "WindowAgg", "SetOp")
             for n, _ in _subtree(mt.children[0])
         )
         if not heavy and fed is not None and fed * ratio > read.rows:
@@ -585,14 +625,20 @@ def detect_pq105(facts: Facts, plan: Plan, large: float, ratio: float) -> list[E
 
 def _staging(op: str, target: str) -> str:
     if op == "INSERT":
-        return (f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the read part, planned in "
-                f"parallel\n  INSERT INTO {target} SELECT * FROM stage; DROP TABLE stage;")
+        return (
+            f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the read part, planned in "
+            f"parallel\n  INSERT INTO {target} SELECT * FROM stage; DROP TABLE stage;"
+        )
     if op == "MERGE":
-        return (f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the source query, in parallel\n"
-                f"  MERGE INTO {target} USING stage ON ...; DROP TABLE stage;")
-    return (f"CREATE UNLOGGED TABLE stage AS SELECT <key>, <new values> FROM ... WHERE ...; "
-            f"-- in parallel\n  {op} {target} ... FROM/USING stage WHERE <key matches>; "
-            f"DROP TABLE stage;")
+        return (
+            f"CREATE UNLOGGED TABLE stage AS SELECT ...; -- the source query, in parallel\n"
+            f"  MERGE INTO {target} USING stage ON ...; DROP TABLE stage;"
+        )
+    return (
+        f"CREATE UNLOGGED TABLE stage AS SELECT <key>, <new values> FROM ... WHERE ...; "
+        f"-- in parallel\n  {op} {target} ... FROM/USING stage WHERE <key matches>; "
+        f"DROP TABLE stage;"
+    )
 
 
 def detect_pq107(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
@@ -630,18 +676,34 @@ def detect_pq108(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
         if read is None:
             continue
         if read.rows >= large and not node.parallel_aware:
-            consequence = "So this scan runs in one process however large the table grows."
+            consequence = "It stays in one process however large the table grows."
+            blocks = scan_blocks(node)
+            workers = (
+                size_rule_workers(blocks, min_table_blocks(facts, plan))
+                if blocks is not None
+                else 0
+            )
+            if blocks is not None and workers:
+                consequence = (
+                    f"A regular table of that size ({format_bytes(blocks * 8192)}) "
+                    f"would get {workers} worker{'s' if workers > 1 else ''} by the "
+                    f"size rule; this one stays in one process however large it "
+                    f"grows."
+                )
         elif not gather and others and not _per_gather_zero(facts, plan):
             big = others[0]
-            consequence = (f"So the join it takes part in has to run in the leader, and the "
-                           f"large scan {big.node.label} ({big.text}) runs serially with it: "
-                           f"no Gather appears anywhere in the plan.")
+            consequence = (
+                f"So the join it takes part in has to run in the leader, and the "
+                f"large scan {big.node.label} ({big.text}) runs serially with it: "
+                f"no Gather appears anywhere in the plan."
+            )
         else:
             continue
         out.append(
             {
                 "where": where(plan, node),
                 "table": node.target or "the temporary table",
+                "scan": node.label,
                 "rows_read": round(read.rows),
                 "rows_read_text": read.text,
                 "rows_kind": read.kind,
@@ -673,36 +735,65 @@ def detect_pq110(facts: Facts, plan: Plan, large: float, share: float) -> list[E
             continue
         parallel_inside = any(n.is_gather for n, _ in _subtree(body))
         once = len(refs) == 1
+        kept = rows_out(refs[0]) if once else None
+        after = ""
+        if kept is not None:
+            filt = f" (its Filter: {refs[0].filter})" if refs[0].filter else ""
+            after = f" and kept {_rows(kept)}{filt}"
+        storage = refs[0].props.get("Storage")
+        peak = refs[0].props.get("Maximum Storage")
+        spilled = (
+            f" The tuple store went to disk ({peak} kB)."
+            if storage == "Disk" and isinstance(peak, int | float)
+            else ""
+        )
+        kind = "" if body.actual_rows is not None else "an estimated "
         out.append(
             {
                 "where": where(plan, refs[0]),
                 "cte": name,
                 "cte_rows": round(made),
-                "cte_rows_text": _n(made),
+                "cte_rows_text": f"{kind}{_n(made)}",
                 "rows_kind": "actual" if body.actual_rows is not None else "estimated",
                 "references": len(refs),
-                "references_text": "one reference" if once else f"{len(refs)} references",
-                "inside": ("The CTE's own query ran with workers, but everything after it "
-                           "runs in the leader." if parallel_inside else
-                           "Its own query ran serially too: it has to hand every row over, "
-                           "so a Gather would only add transfer cost."),
-                "advice": (f"WITH {name} AS NOT MATERIALIZED (...) lets the planner fold the "
-                           f"CTE into the query, push the outer conditions into it and plan "
-                           f"the whole scan in parallel."
-                           if once else
-                           f"{name} is referenced {len(refs)} times, so NOT MATERIALIZED would "
-                           f"compute it {len(refs)} times; it still pays when each reference "
-                           f"keeps few rows. Otherwise stage it once with CREATE UNLOGGED "
-                           f"TABLE ... AS (parallel) and join that."),
+                "scan_node": refs[0].label if once else f"{len(refs)} CTE Scans",
+                "after": after,
+                "spilled": spilled,
+                "inside": (
+                    "The CTE's own query ran with workers, but everything after it "
+                    "runs in the leader."
+                    if parallel_inside
+                    else "The CTE's own query is serial too: it hands every row over, and a "
+                    "Gather would only add transfer cost."
+                ),
+                "advice": (
+                    f"Write WITH {name} AS NOT MATERIALIZED (...): the planner then folds "
+                    f"the CTE into the query, pushes the outer conditions into its scan "
+                    f"and can plan the whole statement in parallel."
+                    if once
+                    else f"{name} is referenced {len(refs)} times, so NOT MATERIALIZED would "
+                    f"compute it {len(refs)} times; it still pays when each reference "
+                    f"keeps few rows. Otherwise stage it once with CREATE UNLOGGED "
+                    f"TABLE ... AS (parallel) and join that."
+                ),
             }
         )
     return out
 
 
 # Aggregates without a combine function (pg_aggregate.aggcombinefn = 0), §1.C.
-_NO_COMBINE_ALWAYS = ("json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
-                      "range_agg", "json_agg_strict", "jsonb_agg_strict", "JSON_ARRAYAGG",
-                      "JSON_OBJECTAGG")
+_NO_COMBINE_ALWAYS = (
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "xmlagg",
+    "range_agg",
+    "json_agg_strict",
+    "jsonb_agg_strict",
+    "JSON_ARRAYAGG",
+    "JSON_OBJECTAGG",
+)
 _NO_COMBINE_BEFORE_16 = ("array_agg", "string_agg")
 
 
@@ -714,7 +805,7 @@ def _agg_calls(expr: str) -> Iterator[tuple[str, str]]:
         while i < len(text) and depth:
             depth += {"(": 1, ")": -1}.get(text[i], 0)
             i += 1
-        yield m.group(1), text[m.end():i - 1]
+        yield m.group(1), text[m.end() : i - 1]
 
 
 def aggregate_causes(node: PlanNode, major: int | None) -> list[str]:
@@ -727,8 +818,9 @@ def aggregate_causes(node: PlanNode, major: int | None) -> list[str]:
         for name, args in _agg_calls(expr):
             call = f"{name}(...)"
             if args.startswith("DISTINCT "):
-                causes.append(f"{name}(DISTINCT ...) (DISTINCT inside an aggregate is never "
-                              f"partial)")
+                causes.append(
+                    f"{name}(DISTINCT ...) (DISTINCT inside an aggregate is never partial)"
+                )
             elif " ORDER BY " in f" {args}":
                 causes.append(f"{call} with ORDER BY inside the call (never partial)")
             elif "WITHIN GROUP" in expr and re.search(rf"\b{name}\([^()]*\) WITHIN GROUP", expr):
@@ -737,13 +829,75 @@ def aggregate_causes(node: PlanNode, major: int | None) -> list[str]:
                 causes.append(f"{call}, which has no combine function in any version 13-18")
             elif name in _NO_COMBINE_BEFORE_16:
                 if major is None:
-                    causes.append(f"{call}, which has no combine function before PostgreSQL 16 "
-                                  f"(this plan does not say its version; on 16 or later this "
-                                  f"is not the reason)")
+                    causes.append(
+                        f"{call}, which has no combine function before PostgreSQL 16 "
+                        f"(this plan does not say its version; on 16 or later this "
+                        f"is not the reason)"
+                    )
                 elif major < 16:
-                    causes.append(f"{call}, which has no combine function on PostgreSQL "
-                                  f"{major} (it has one from 16)")
+                    causes.append(
+                        f"{call}, which has no combine function on PostgreSQL "
+                        f"{major} (it has one from 16)"
+                    )
     return list(dict.fromkeys(causes))
+
+
+def _grouping_sets(node: PlanNode) -> list[str]:
+    """'(big.region)', '(big.flag)': one per grouping set, as the plan lists their keys."""
+    out: list[str] = []
+    sets = node.props.get("Grouping Sets")
+    if not isinstance(sets, list):
+        return out
+    for entry in sets:
+        if not isinstance(entry, dict):
+            continue
+        for key in ("Hash Keys", "Group Keys"):
+            for keys in entry.get(key) or []:
+                if isinstance(keys, list):
+                    out.append("(" + ", ".join(str(k) for k in keys) + ")")
+    return out
+
+
+def _pq112_fixes(node: PlanNode, causes: list[str]) -> str:
+    """One rewrite per cause found, most specific first."""
+    text = " ".join(causes)
+    fixes: list[str] = []
+    if "GROUPING SETS" in text:
+        sets = _grouping_sets(node)
+        per = f" ({', '.join(sets)})" if sets else ""
+        fixes.append(
+            f"Replace the grouping sets with a UNION ALL of plain GROUP BY queries, one "
+            f"per set{per}; each can be aggregated in parallel."
+        )
+    if "(DISTINCT" in text:
+        fixes.append(
+            "Deduplicate first, then count: SELECT count(*) FROM (SELECT DISTINCT x "
+            "FROM ...) s, or GROUP BY x in a subquery (the inner DISTINCT/GROUP BY can "
+            "be parallel from PostgreSQL 15)."
+        )
+    if "ORDER BY inside" in text:
+        fixes.append(
+            "Drop the ORDER BY inside the aggregate where order does not matter, or "
+            "aggregate a pre-reduced, sorted subquery."
+        )
+    if "WITHIN GROUP" in text:
+        fixes.append(
+            "Ordered-set aggregates always run in one process: shrink their input "
+            "first (filter or pre-aggregate in a subquery that can run in parallel)."
+        )
+    if "in any version" in text:
+        fixes.append(
+            "Aggregates without a combine function (json/xml/range aggregates) cannot "
+            "be split: pre-aggregate in a subquery (GROUP BY, in parallel) that shrinks "
+            "the input, then apply them to its result."
+        )
+    if "before PostgreSQL 16" in text or "it has one from 16" in text:
+        fixes.append(
+            "array_agg and string_agg have combine functions from PostgreSQL 16, so "
+            "upgrading removes this cause; until then, shrink their input in a "
+            "subquery that can run in parallel."
+        )
+    return " ".join(fixes)
 
 
 def detect_pq112(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
@@ -761,18 +915,30 @@ def detect_pq112(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
         causes = aggregate_causes(node, major)
         if not causes:
             continue
-        through = ("through a Gather, so workers only scanned and the leader aggregates every "
-                   "row" if child.is_gather else "from a serial input")
+        if child.is_gather:
+            through = (
+                f"that all come through {child.label}: the workers only scan, the "
+                f"leader does all the aggregating"
+            )
+        elif not plan_has_gather(plan):
+            through = (
+                "in one process, and with no partial aggregate possible the planner "
+                "chose no workers at all: the scan below is serial too"
+            )
+        else:
+            through = "from a serial input"
+        estimated = "" if child.actual_rows is not None else "an estimated "
         out.append(
             {
                 "where": where(plan, node),
-                "aggregate": node.display_type,
+                "aggregate": node.label,
                 "rows_in": round(fed),
-                "rows_in_text": _n(fed),
+                "rows_in_text": f"{estimated}{_n(fed)}",
                 "rows_kind": "actual" if child.actual_rows is not None else "estimated",
                 "through": through,
                 "causes": "; ".join(causes),
                 "output": ", ".join(node.output) if node.output else "",
+                "fix_steps": _pq112_fixes(node, causes),
             }
         )
     return out
@@ -786,6 +952,8 @@ _DISCOURAGING = {
     "min_parallel_table_scan_size": 8192.0,
     "min_parallel_index_scan_size": 512.0,
 }
+
+
 def discouraging_settings(facts: Facts, plan: Plan) -> list[str]:
     """'parallel_setup_cost = 1e+06 (plan Settings block)' for each setting above its default."""
     out = []
@@ -803,14 +971,119 @@ def discouraging_settings(facts: Facts, plan: Plan) -> list[str]:
     return out
 
 
+_PASS_THROUGH = frozenset({"Result", "LockRows", "ModifyTable"})
+
+
+def subquery_limits(
+    plan: Plan,
+) -> Iterator[tuple[PlanNode, tuple[PlanNode, ...], PlanNode]]:
+    """(Limit, its ancestors, the node that consumes its rows) for each LIMIT/OFFSET inside a
+    FROM subquery (§1.B row B4): a Limit with a row-consuming node above it in the same
+    (sub)plan. A Limit at the top of the statement or of a SubPlan/InitPlan is not one."""
+    for node, anc in plan.walk():
+        if node.node_type != "Limit" or node.parent_relationship in ("SubPlan", "InitPlan"):
+            continue
+        inner: list[PlanNode] = []
+        for a in reversed(anc):
+            inner.append(a)
+            if a.parent_relationship in ("SubPlan", "InitPlan"):
+                break
+        consumer = next((a for a in inner if a.node_type not in _PASS_THROUGH), None)
+        if consumer is not None:
+            yield node, anc, consumer
+
+
 def _limit_in_subquery(plan: Plan) -> bool:
-    """A Limit with a row-consuming node above it: LIMIT/OFFSET inside a FROM subquery keeps the
-    subquery out of workers (§1.B row B4, PQ111)."""
-    return any(
-        n.node_type == "Limit"
-        and any(a.node_type not in ("Result", "LockRows", "ModifyTable") for a in anc)
-        for n, anc in plan.walk()
-    )
+    return any(True for _ in subquery_limits(plan))
+
+
+def detect_pq106(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    """A data-modifying CTE makes the whole statement serial (Table 1A row A3)."""
+    if plan_has_gather(plan) or _per_gather_zero(facts, plan):
+        return []
+    mts = [(mt, anc) for mt, anc, in_cte in _modify_tables(plan) if in_cte]
+    if not mts:
+        return []
+    cte_roots = {
+        id(n)
+        for n, _ in plan.walk()
+        if n.parent_relationship == "InitPlan"
+        and (n.subplan_name or "").startswith("CTE ")
+        and any(m.node_type == "ModifyTable" for m, _ in n.walk())
+    }
+    outside = [
+        r
+        for r in serial_reads(plan, large)
+        if not any(id(a) in cte_roots for a in _ancestors(plan, r.node))
+    ]
+    read = _largest(outside)
+    if read is None:
+        return []
+    mt, anc = mts[0]
+    cte = next(
+        (
+            n.subplan_name or ""
+            for n in (mt, *reversed(anc))
+            if (n.subplan_name or "").startswith("CTE ")
+        ),
+        "CTE ?",
+    )[4:]
+    op = (mt.operation or "ModifyTable").upper()
+    return [
+        {
+            "where": where(plan, mt),
+            "cte": cte,
+            "operation": op,
+            "target": mt.target or "the target table",
+            "scan": read.node.label,
+            "rows_read": round(read.rows),
+            "rows_read_text": read_text(facts, plan, read),
+            "rows_kind": read.kind,
+        }
+    ]
+
+
+def _ancestors(plan: Plan, node: PlanNode) -> tuple[PlanNode, ...]:
+    return next((a for n, a in plan.walk() if n is node), ())
+
+
+def detect_pq111(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    out: list[Evidence] = []
+    if _per_gather_zero(facts, plan):
+        return out
+    for limit, anc, consumer in subquery_limits(plan):
+        if under_gather(anc):
+            continue
+        read = _largest(_reads_below(limit, anc, large))
+        if read is None:
+            continue
+        kept = rows_out(limit)
+        below = limit.children[0] if limit.children else None
+        ordered = any(
+            n.node_type
+            in ("Sort", "Incremental Sort", "Index Scan", "Index Only Scan", "Gather Merge")
+            for n, _ in (below.walk() if below is not None else iter(()))
+        )
+        out.append(
+            {
+                "where": where(plan, limit),
+                "limit": limit.label,
+                "consumer": consumer.label,
+                "rows_kept_text": _rows(kept),
+                "scan": read.node.label,
+                "rows_read": round(read.rows),
+                "rows_read_text": read_text(facts, plan, read),
+                "rows_kind": read.kind,
+                "gather_inside": any(n.is_gather for n, _ in limit.walk()),
+                "arbitrary": (
+                    ""
+                    if ordered
+                    else " There is no ORDER BY under it, so which rows it keeps is "
+                    "arbitrary and can change between runs."
+                ),
+            }
+        )
+    return out
 
 
 def detect_pq116(
@@ -822,42 +1095,106 @@ def detect_pq116(
     if not reads:
         return []
     # Any cause another rule explains (or PQ103: a restricted call on the scan) wins.
-    if (detect_pq101(facts, plan, large) or detect_pq104(facts, plan, large)
-            or detect_pq105(facts, plan, large, ratio) or _modify_tables(plan)
-            or detect_pq107(facts, plan, large) or detect_pq108(facts, plan, large)
-            or detect_pq110(facts, plan, large, share) or detect_pq112(facts, plan, large)
-            or any(s.kind == "restricted" for s in calls_in(plan))
-            or any(n.node_type in ("LockRows", "Foreign Scan") for n in plan.nodes())
-            or _limit_in_subquery(plan) or discouraging_settings(facts, plan)):
+    if (
+        detect_pq101(facts, plan, large)
+        or detect_pq104(facts, plan, large)
+        or detect_pq105(facts, plan, large, ratio)
+        or _modify_tables(plan)
+        or detect_pq107(facts, plan, large)
+        or detect_pq108(facts, plan, large)
+        or detect_pq110(facts, plan, large, share)
+        or detect_pq112(facts, plan, large)
+        or any(s.kind == "restricted" for s in calls_in(plan))
+        or any(n.node_type in ("LockRows", "Foreign Scan") for n in plan.nodes())
+        or _limit_in_subquery(plan)
+        or discouraging_settings(facts, plan)
+    ):
         return []  # PQ111 (LIMIT in a subquery) and PQ007 (settings) explain those
     read = reads[0]
     blocks = scan_blocks(read.node)
     if blocks is not None and size_rule_workers(blocks, min_table_blocks(facts, plan)) == 0:
         return []  # below min_parallel_table_scan_size: no partial path at all (PQ113)
     returned = _returned(plan)
-    if _gain_visible(plan, read.rows, share):
-        verdict = ("That is the kind of statement workers usually speed up, so the cost "
-                   "decision deserves a measurement.")
+    per_gather, gate_from = setting_in_effect(facts, plan, "max_parallel_workers_per_gather", "2")
+    estimate = _parallel_estimate(facts, plan, read, blocks, per_gather)
+    table = read.node.target or "the table"
+    if estimate is not None and estimate.parallel < 0.9 * estimate.serial:
+        verdict = (
+            f"By the planner's own cost model a {estimate.workers}-worker plan would "
+            f"cost roughly {estimate.parallel:,.0f} against {estimate.serial:,.0f} for "
+            f"this serial one (rough: from the scan's size and the cost settings), so "
+            f"cost alone hardly explains it; more likely a cause the plan cannot show."
+        )
+        likely = "hidden"
+    elif estimate is not None and estimate.parallel >= estimate.serial:
+        verdict = (
+            f"Passing {_rows(estimate.crossing)} through a Gather at "
+            f"parallel_tuple_cost each would cost more than the workers save: a "
+            f"{estimate.workers}-worker plan comes to roughly {estimate.parallel:,.0f} "
+            f"against {estimate.serial:,.0f} (a rough estimate). The serial plan is "
+            f"probably right."
+        )
+        likely = "cost"
+    elif _gain_visible(plan, read.rows, share):
+        verdict = (
+            "That is the kind of statement workers usually speed up, so the cost "
+            "decision deserves a measurement."
+        )
+        likely = "measure"
     else:
-        verdict = ("It returns most of what it reads, so a Gather would pass nearly every row "
-                   "from the workers to the leader, and the planner charges "
-                   "parallel_tuple_cost for each (§2.3): the serial plan is probably right, "
-                   "measure before changing settings.")
-    per_gather, source = setting(facts, plan, "max_parallel_workers_per_gather")
-    if per_gather is not None:
-        gate = f"max_parallel_workers_per_gather = {per_gather.strip(chr(39))} ({source})."
-    elif plan.settings:
-        gate = ("The plan's Settings block does not list max_parallel_workers_per_gather, so "
-                "it was at its default (2).")
-    else:
-        gate = ("The plan lists no non-default settings: unless it was made with "
-                "EXPLAIN (SETTINGS), which names max_parallel_workers_per_gather whenever it "
-                "is not the default, a value of 0 (PQ001) cannot be ruled out offline.")
-    blind = []
+        verdict = (
+            "It returns most of what it reads, so a Gather would pass nearly every row "
+            "from the workers to the leader at parallel_tuple_cost each: the serial plan "
+            "is probably right."
+        )
+        likely = "cost"
+    hidden = []
+    if per_gather is None:
+        hidden.append(
+            "max_parallel_workers_per_gather = 0 when it was planned (PQ001; the "
+            "plan has no Settings block)"
+        )
+    hidden.append(f"a parallel_workers = 0 option on {table} (PQ114)")
+    hidden.append("an inlined SQL function labelled PARALLEL UNSAFE (inlining leaves no trace)")
     if not plan.verbose:
-        blind.append("function calls in the select list and inside aggregates (needs VERBOSE)")
+        hidden.append(
+            "function calls in the select list or in aggregates (visible only with VERBOSE)"
+        )
         if not any(k.startswith(("Shared ", "Local ")) for n in plan.nodes() for k in n.props):
-            blind.append("whether a table is temporary (needs VERBOSE or BUFFERS)")
+            hidden.append("a temporary table (visible with VERBOSE or BUFFERS)")
+    if blocks is None:
+        hidden.append("a table below min_parallel_table_scan_size (PQ113; BUFFERS shows it)")
+    debug, debug_note = _debug_mode_name(facts, plan)
+    regclass = f"'{table}'::regclass" if read.node.target else "'<table>'::regclass"
+    check_hidden = (
+        f"\n\n  SELECT reloptions FROM pg_class WHERE oid = {regclass};\n"
+        f"  ALTER TABLE {table} RESET (parallel_workers);   -- if it shows parallel_workers=0\n"
+        f"  BEGIN; SET LOCAL {debug} = on;{debug_note}\n"
+        f"  EXPLAIN <the statement>; ROLLBACK;\n"
+        f"  -- no Gather even then: something parallel unsafe the plan does not show\n\n"
+    )
+    measure = (
+        "\n\n  advisor verify --dsn ... --query '<the statement>'\n"
+        "  -- or by hand: BEGIN; SET LOCAL parallel_setup_cost = 0;\n"
+        "  --   SET LOCAL parallel_tuple_cost = 0; EXPLAIN (ANALYZE) <the statement>; ROLLBACK;"
+        "\n\n"
+    )
+    if likely == "hidden":
+        fix = (
+            f"Look for the hidden cause first:{check_hidden}If nothing turns up, measure the "
+            f"parallel plan:{measure}"
+        )
+    elif likely == "cost":
+        fix = (
+            f"Probably nothing to change; to be sure, measure:{measure}Keep the serial plan "
+            f"unless the parallel one is clearly faster."
+        )
+    else:
+        fix = (
+            f"Measure:{measure}If the parallel plan is clearly faster, lower the cost "
+            f"settings for the role or function that runs it (not server-wide). If no Gather "
+            f"appears even then:{check_hidden}"
+        )
     return [
         {
             "where": where(plan, read.node),
@@ -866,16 +1203,89 @@ def detect_pq116(
             "rows_read_text": read_text(facts, plan, read),
             "rows_kind": read.kind,
             "rows_returned_text": _rows(returned),
-            "verdict": verdict,
-            "gate": gate,
-            "not_checked": ", ".join(
-                [*blind, "inlined SQL functions (they leave no trace)",
-                 *([] if blocks is not None else
-                   ["table size against min_parallel_table_scan_size (PQ113, needs BUFFERS)"]),
-                 "a parallel_workers = 0 table option (PQ114)"]
+            "per_gather": (
+                f"{plain(per_gather)} ({gate_from})" if per_gather is not None else "unknown"
             ),
+            "estimate": (
+                None
+                if estimate is None
+                else {
+                    "serial_cost": round(estimate.serial),
+                    "parallel_cost": round(estimate.parallel),
+                    "workers": estimate.workers,
+                    "rows_through_gather": round(estimate.crossing),
+                }
+            ),
+            "likely": likely,
+            "verdict": verdict,
+            "not_checked": "; ".join(hidden),
+            "hidden_note": (
+                "" if likely == "cost" else f" Not visible in this plan: {'; '.join(hidden)}."
+            ),
+            "fix_steps": fix,
         }
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    serial: float
+    parallel: float
+    workers: int
+    crossing: float
+
+
+def _cost_setting(facts: Facts, plan: Plan, name: str, default: float) -> float:
+    value, _ = setting(facts, plan, name)
+    number = setting_number(value) if value is not None else None
+    return number if number is not None else default
+
+
+def _parallel_estimate(
+    facts: Facts, plan: Plan, read: Read, blocks: float | None, per_gather: str | None
+) -> _Estimate | None:
+    """First-order planner arithmetic (§2.3) for the same statement with a Parallel Seq Scan:
+    the scan's I/O (blocks x seq_page_cost) stays, every other cost is divided by the parallel
+    divisor, and the Gather adds parallel_setup_cost plus parallel_tuple_cost per row it passes
+    (the partial aggregates' rows when an Aggregate sits above the scan, else the scan's rows).
+    Only for a Seq Scan whose size BUFFERS shows, in a plan with costs."""
+    node = read.node
+    serial = plan.root.total_cost
+    if node.node_type != "Seq Scan" or blocks is None or serial is None or not node.total_cost:
+        return None
+    cap = setting_number(per_gather) if per_gather is not None else 2.0
+    workers = min(size_rule_workers(blocks, min_table_blocks(facts, plan)), int(cap or 0))
+    if workers <= 0:
+        return None
+    io = blocks * _cost_setting(facts, plan, "seq_page_cost", 1.0)
+    if io >= serial:
+        return None
+    divisor = workers + max(0.0, 1.0 - 0.3 * workers)
+    ancestors = next((a for n, a in plan.walk() if n is node), ())
+    if any(a.node_type in ("Limit", "LockRows", "ModifyTable") for a in ancestors):
+        return None
+    agg = next((a for a in reversed(ancestors) if a.node_type == "Aggregate"), None)
+    if agg is not None and agg.plan_rows is not None:
+        crossing = agg.plan_rows * (workers + 1)
+    elif node.plan_rows is not None:
+        crossing = node.plan_rows
+    else:
+        return None
+    parallel = (
+        io
+        + (serial - io) / divisor
+        + _cost_setting(facts, plan, "parallel_setup_cost", 1000.0)
+        + _cost_setting(facts, plan, "parallel_tuple_cost", 0.1) * crossing
+    )
+    return _Estimate(serial, parallel, workers, crossing)
+
+
+def _debug_mode_name(facts: Facts, plan: Plan) -> tuple[str, str]:
+    """The test-mode setting's name for this server, and a note when the version is unknown."""
+    major = _major(facts, plan)
+    if major is not None:
+        return ("force_parallel_mode" if major < 16 else "debug_parallel_query"), ""
+    return "debug_parallel_query", "   -- force_parallel_mode on 15 and older"
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -899,6 +1309,18 @@ def modifying_statement(facts: Facts, card: Card) -> Iterator[Evidence]:
         yield from detect_pq105(
             facts, plan, card.threshold("large_rows"), card.threshold("read_write_ratio")
         )
+
+
+@check("PQ106")
+def modifying_cte(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq106(facts, plan, card.threshold("large_rows"))
+
+
+@check("PQ111")
+def limit_in_subquery(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for plan in facts.plans:
+        yield from detect_pq111(facts, plan, card.threshold("large_rows"))
 
 
 @check("PQ107")
@@ -931,6 +1353,9 @@ def partial_aggregation(facts: Facts, card: Card) -> Iterator[Evidence]:
 def rejected_on_cost(facts: Facts, card: Card) -> Iterator[Evidence]:
     for plan in facts.plans:
         yield from detect_pq116(
-            facts, plan, card.threshold("large_rows"), card.threshold("returned_share"),
+            facts,
+            plan,
+            card.threshold("large_rows"),
+            card.threshold("returned_share"),
             card.threshold("read_write_ratio"),
         )

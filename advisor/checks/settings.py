@@ -14,19 +14,26 @@ from dataclasses import dataclass
 from advisor.checks.base import (
     SCAN_TYPES,
     format_bytes,
+    nearest_gather,
+    participants,
+    plain,
     rows_read,
+    scan_blocks,
     setting_bytes,
     setting_is_off,
     setting_number,
+    size_rule_workers,
+    size_text,
+    under_gather,
     where,
 )
 from advisor.engine import Card, Evidence, Facts, check
 from advisor.plan import Plan, PlanNode
 
 LEVEL_NOTE = (
-    "A plan alone cannot tell whether the value came from the server, database, role, function "
-    "or session level; `advisor report --dsn ...` reads pg_settings.source, pg_db_role_setting "
-    "and pg_proc.proconfig to say which."
+    "A plan cannot show where it was set (server, database, role, function or session); "
+    "`advisor report --dsn ...` tells from pg_settings.source, pg_db_role_setting and "
+    "pg_proc.proconfig."
 )
 
 
@@ -85,34 +92,59 @@ def _offending(
 
 
 def _plans_text(seen: _Seen) -> str:
+    """Where the value was seen, without repeating the finding's own `where`."""
     if seen.origin == "server":
         return "on the server"
     if len(seen.plans) == 1:
-        return f"when {seen.plans[0].label} was planned"
-    return f"when these {len(seen.plans)} plans were planned"
+        return "when this plan was made"
+    return f"when these {len(seen.plans)} plans were made"
 
 
-def _largest_scan(plans: tuple[Plan, ...]) -> tuple[Plan, PlanNode, float] | None:
+def _largest_scan(
+    plans: tuple[Plan, ...], serial_only: bool = False
+) -> tuple[Plan, PlanNode, float] | None:
     best: tuple[Plan, PlanNode, float] | None = None
     for plan in plans:
-        for node in plan.nodes():
+        for node, anc in plan.walk():
+            if serial_only and (node.parallel_aware or under_gather(anc)):
+                continue
             rows = rows_read(node) if node.node_type in SCAN_TYPES else None
             if rows is not None and (best is None or rows > best[2]):
                 best = (plan, node, rows)
     return best
 
 
+def _reads(node: PlanNode, rows: float) -> str:
+    """'read 2,500,000 rows (260.6MB, 4 workers by the size rule)', the size rule at the
+    default threshold: what the scan would get without the offending settings."""
+    verb = "read" if node.actual_rows is not None else "is estimated to read"
+    blocks = scan_blocks(node)
+    size = f" ({size_text(blocks)})" if blocks is not None else ""
+    return f"{verb} {rows:,.0f} rows{size}"
+
+
 _FIX_INDENT = "\n" + " " * 18  # continuation lines under the fix templates' "  label:  " column
 
 
-def _resets(names: list[str]) -> dict[str, str]:
-    """RESET statements for a fix, one per line, at session, server and role level."""
+def _resets(items: list[tuple[str, str]]) -> dict[str, str]:
+    """Statements that put settings back, one per line, per level where they may have been set:
+    (name, default as SQL). Server-wide it is ALTER SYSTEM SET to the default, not RESET: RESET
+    only drops postgresql.auto.conf's line and leaves a value from postgresql.conf in force."""
+    names = [n for n, _ in items]
+    new_sessions = "   -- new sessions"
     return {
         "reset_session": _FIX_INDENT.join(f"RESET {n};" for n in names),
+        "reset_role": _FIX_INDENT.join(f"ALTER ROLE name RESET {n};" for n in names) + new_sessions,
+        "reset_database": _FIX_INDENT.join(f"ALTER DATABASE name RESET {n};" for n in names)
+        + new_sessions,
         "reset_server": _FIX_INDENT.join(
-            [*(f"ALTER SYSTEM RESET {n};" for n in names), "SELECT pg_reload_conf();"]
+            [
+                *(f"ALTER SYSTEM SET {n} = {d};" for n, d in items),
+                "SELECT pg_reload_conf();   -- reload, no restart",
+            ]
         ),
-        "reset_role": _FIX_INDENT.join(f"ALTER ROLE name RESET {n};" for n in names),
+        "them": "it" if len(items) == 1 else "them",
+        "the_default": "the default" if len(items) == 1 else "the defaults",
     }
 
 
@@ -132,23 +164,24 @@ def parallel_switched_off(facts: Facts, card: Card) -> Iterator[Evidence]:
         scan = _largest_scan(seen.plans)
         if scan is not None:
             plan, node, rows = scan
-            verb = "read" if node.actual_rows is not None else "is estimated to read"
-            scope = "in it" if len(seen.plans) == 1 else f"among them, in {plan.label}"
-            impact = (f"The largest scan {scope}, {node.label}, {verb} {rows:,.0f} rows in a "
-                      "single process.")
+            among = "" if len(seen.plans) == 1 else f" (in {plan.label})"
+            impact = f"Its largest scan, {node.label}{among}, {_reads(node, rows)} in one process."
             if rows < card.threshold("small_rows"):
-                impact += (" That is a small statement, for which 0 can be a deliberate OLTP "
-                           "choice (per role, see PQ207).")
+                impact += (
+                    " For a statement this small, 0 can be a deliberate OLTP choice; "
+                    "keep it then for that role only."
+                )
         if seen.origin == "plan":
             level = LEVEL_NOTE
         else:
-            level = ("The server value applies to every session that does not override it; "
-                     "role and database overrides (pg_db_role_setting) and function SET clauses "
-                     "(pg_proc.proconfig) can still differ.")
+            level = (
+                "Roles, databases (pg_db_role_setting) and functions (pg_proc.proconfig) "
+                "can still override the server value."
+            )
         yield {
             "where": seen.where,
             "setting": name,
-            "value": found[name],
+            "value": plain(found[name]),
             "origin": seen.origin_text,
             "when": _plans_text(seen),
             "level_note": level,
@@ -166,17 +199,24 @@ _COST_DEFAULTS: dict[str, tuple[float, int]] = {
     "min_parallel_index_scan_size": (512 * 1024, 8192),
 }
 _COST_EFFECT = {
-    "parallel_setup_cost": "added once to every Gather's cost",
+    "parallel_setup_cost": "added to the cost of every Gather",
     "parallel_tuple_cost": "charged for every row a Gather passes up",
-    "min_parallel_table_scan_size": "tables smaller than this get no parallel scan at all",
     "min_parallel_index_scan_size": "index scans reading fewer pages than this get no workers",
+}
+_SQL_DEFAULT = {
+    "parallel_setup_cost": "1000",
+    "parallel_tuple_cost": "0.1",
+    "min_parallel_table_scan_size": "'8MB'",
+    "min_parallel_index_scan_size": "'512kB'",
 }
 
 
 def _effect(name: str, amount: float) -> str:
     if name == "min_parallel_table_scan_size":
-        return (f"tables smaller than {format_bytes(amount)} get no parallel scan, "
-                f"and 2 workers need {format_bytes(3 * amount)}")
+        return (
+            f"smaller tables get no parallel scan, and a second worker needs "
+            f"{format_bytes(3 * amount)}"
+        )
     return _COST_EFFECT[name]
 
 
@@ -187,6 +227,30 @@ def _cost_value(name: str, value: str) -> float | None:
 
 def _show(name: str, amount: float) -> str:
     return format_bytes(amount) if _COST_DEFAULTS[name][1] else f"{amount:g}"
+
+
+def _discouraged_impact(seen: _Seen, found: dict[str, str]) -> str:
+    """What the settings did to the plan: its largest serial scan, and for a raised
+    min_parallel_table_scan_size whether that table fell below it."""
+    scan = _largest_scan(seen.plans, serial_only=True)
+    if scan is None:
+        return ""
+    plan, node, rows = scan
+    among = "" if len(seen.plans) == 1 else f" (in {plan.label})"
+    blocks = scan_blocks(node)
+    raised = found.get("min_parallel_table_scan_size")
+    threshold = _cost_value("min_parallel_table_scan_size", raised) if raised else None
+    if threshold is not None and blocks is not None and blocks * 8192 < threshold:
+        table = node.target or "the table"
+        default = size_rule_workers(blocks)
+        return (
+            f"{table}{among} is {format_bytes(blocks * 8192)}, below it, so "
+            f"{node.label} got no worker; at the default it would get {default} by the "
+            f"size rule (before the max_parallel_workers_per_gather cap)."
+        )
+    if any(n.is_gather for n in plan.nodes()):
+        return ""
+    return f"No Gather was chosen: {node.label}{among} {_reads(node, rows)} in one process."
 
 
 @check("PQ007")
@@ -203,18 +267,21 @@ def planner_discouraged(facts: Facts, card: Card) -> Iterator[Evidence]:
         for name, value in found.items():
             amount = _cost_value(name, value) or 0.0
             default = _COST_DEFAULTS[name][0]
-            items.append({
-                "name": name,
-                "value": _show(name, amount),
-                "default": _show(name, default),
-                "factor": round(amount / default, 1),
-                "effect": _effect(name, amount),
-            })
+            items.append(
+                {
+                    "name": name,
+                    "value": _show(name, amount),
+                    "default": _show(name, default),
+                    "factor": round(amount / default, 1),
+                    "effect": _effect(name, amount),
+                }
+            )
         summary = "; ".join(
-            f"{i['name']} = {i['value']} (default {i['default']}, {i['factor']:g}x: {i['effect']})"
+            f"{i['name']} = {i['value']}, {i['factor']:g}x its default {i['default']}: "
+            f"{i['effect']}"
             for i in items
         )
-        names_found = [str(i["name"]) for i in items]
+        impact = _discouraged_impact(seen, found)
         yield {
             "where": seen.where,
             "settings": items,
@@ -222,8 +289,9 @@ def planner_discouraged(facts: Facts, card: Card) -> Iterator[Evidence]:
             "count": len(items),
             "origin": seen.origin_text,
             "when": _plans_text(seen),
-            "level_note": LEVEL_NOTE if seen.origin == "plan" else "",
-            **_resets(names_found),
+            "impact": f" {impact}" if impact else "",
+            "level_note": f" {LEVEL_NOTE}" if seen.origin == "plan" else "",
+            **_resets([(str(i["name"]), _SQL_DEFAULT[str(i["name"])]) for i in items]),
         }
 
 
@@ -231,27 +299,71 @@ def planner_discouraged(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 _NODE_SWITCHES = {
     "enable_parallel_hash": (
-        "hash joins under a Gather build one private hash table per participant instead of one "
-        "shared Parallel Hash, so the build is repeated by every process and needs that much "
-        "more memory"
+        "Without Parallel Hash, every process under a Gather builds its own copy of a join's "
+        "hash table, repeating the build and multiplying its memory."
     ),
     "enable_parallel_append": (
-        "UNION ALL and partitioned-table scans cannot hand whole children to different workers "
-        "(Parallel Append)"
+        "Without Parallel Append, UNION ALL and partitioned-table scans cannot hand whole "
+        "children to different workers."
     ),
     "enable_gathermerge": (
-        "ordered results cannot be merged from sorted workers (Gather Merge), so ORDER BY and "
-        "sorted grouping either sort everything in the leader above a Gather or stay serial"
+        "Without Gather Merge, sorted worker output cannot be merged, so ORDER BY and sorted "
+        "grouping sort everything in the leader above a Gather, or stay serial."
     ),
 }
+
+
+def _node_evidence(plans: tuple[Plan, ...], names: set[str]) -> str:
+    """What a disabled node type changed in the plan(s) at hand."""
+    out: list[str] = []
+    for plan in plans:
+        for node, anc in plan.walk():
+            gather = nearest_gather(anc)
+            if (
+                "enable_parallel_hash" in names
+                and node.node_type == "Hash"
+                and not node.parallel_aware
+                and gather is not None
+            ):
+                parts = participants(gather)
+                each = f", {node.actual_rows:,.0f} rows each" if node.actual_rows else ""
+                batches = node.props.get("Hash Batches")
+                spill = (
+                    f", in {batches} batches" if isinstance(batches, int) and batches > 1 else ""
+                )
+                out.append(
+                    f"{node.label} is a private hash table built by each of the {parts} "
+                    f"processes under {gather.label}{each}{spill}."
+                )
+            if (
+                "enable_gathermerge" in names
+                and node.node_type in ("Sort", "Incremental Sort")
+                and gather is None
+                and any(c.is_gather for c in node.children)
+            ):
+                below = next(c for c in node.children if c.is_gather)
+                total = node.total_rows if node.total_rows is not None else node.plan_rows
+                count = f"all {total:,.0f} rows" if total is not None else "every row"
+                out.append(f"{node.label} sorts {count} in the leader above {below.label}.")
+            if (
+                "enable_parallel_append" in names
+                and node.node_type == "Append"
+                and not node.parallel_aware
+                and gather is not None
+            ):
+                out.append(f"{node.label} under {gather.label} is not a Parallel Append.")
+    if not out:
+        return ""
+    where_ = "Here " if len(plans) == 1 else "In these plans, "
+    return " " + where_ + " ".join(dict.fromkeys(out))
 
 
 @check("PQ008")
 def node_types_disabled(facts: Facts, card: Card) -> Iterator[Evidence]:
     names = tuple(_NODE_SWITCHES)
     for seen, found in _offending(facts, names, lambda _, v: setting_is_off(v)):
-        disabled = ", ".join(f"{n} = {v}" for n, v in found.items())
-        effects = " ".join(f"With {n} off, {_NODE_SWITCHES[n]}." for n in found)
+        disabled = ", ".join(f"{n} = {plain(v)}" for n, v in found.items())
+        effects = " ".join(_NODE_SWITCHES[n] for n in found)
         yield {
             "where": seen.where,
             "disabled": disabled,
@@ -259,8 +371,9 @@ def node_types_disabled(facts: Facts, card: Card) -> Iterator[Evidence]:
             "origin": seen.origin_text,
             "when": _plans_text(seen),
             "effects": effects,
-            "level_note": LEVEL_NOTE if seen.origin == "plan" else "",
-            **_resets(list(found)),
+            "in_plan": _node_evidence(seen.plans, set(found)),
+            "level_note": f" {LEVEL_NOTE}" if seen.origin == "plan" else "",
+            **_resets([(n, "on") for n in found]),
         }
 
 
@@ -287,15 +400,18 @@ def test_mode_on(facts: Facts, card: Card) -> Iterator[Evidence]:
         loc = where(*gathers[0]) if len(seen.plans) == 1 and gathers else seen.where
         copy = ""
         if gathers:
-            copy = (f" The plan shows its effect: {gathers[0][1].label} is a Single Copy Gather, "
-                    "the wrapper this mode adds so that one worker runs the whole plan.")
+            copy = (
+                f" {gathers[0][1].label} shows it: a Single Copy Gather, the wrapper this "
+                "mode adds so that one worker runs the whole plan."
+            )
         yield {
             "where": loc,
             "setting": name,
-            "value": value,
+            "value": plain(value),
             "origin": seen.origin_text,
-            "seen": f"{name} = {value} ({seen.origin_text}) {_plans_text(seen)}.{copy}",
-            "level_note": LEVEL_NOTE if seen.origin == "plan" else "",
+            "seen": (f"{name} = {plain(value)} ({seen.origin_text}, {_plans_text(seen)}).{copy}"),
+            "level_note": f" {LEVEL_NOTE}" if seen.origin == "plan" else "",
+            **_resets([(name, "off")]),
         }
     if live_on:
         return
@@ -309,9 +425,12 @@ def test_mode_on(facts: Facts, card: Card) -> Iterator[Evidence]:
             "setting": name,
             "value": "on (inferred)",
             "origin": "plan shape",
-            "seen": (f"{gather.label} is a Gather with Single Copy: true. Only "
-                     "debug_parallel_query (force_parallel_mode before PostgreSQL 16) adds such "
-                     "a Gather, so it was on (or regress) when the plan was made, although the "
-                     "plan has no Settings block that shows it."),
-            "level_note": LEVEL_NOTE,
+            "seen": (
+                f"{gather.label} is a Gather with Single Copy: true. Only "
+                "debug_parallel_query (force_parallel_mode before PostgreSQL 16) adds such "
+                "a Gather, so it was on (or regress) when the plan was made, although the "
+                "plan has no Settings block that shows it."
+            ),
+            "level_note": f" {LEVEL_NOTE}",
+            **_resets([(name, "off")]),
         }
