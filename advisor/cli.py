@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 from advisor import __version__
 
@@ -20,6 +20,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_CONNECT = 0, 1, 2, 3
 
 class UsageError(Exception):
     """Bad usage or unreadable input: printed as one line, exit 2."""
+
+
+class ConnectFailed(Exception):
+    """Cannot connect or collection failed: printed as one line, exit 3."""
 
 
 def _codes(value: str) -> list[str]:
@@ -59,6 +63,29 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_connection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dsn",
+        help="libpq connection string or URI (default: PGHOST, PGPORT, PGUSER, PGDATABASE, ...)",
+    )
+    p.add_argument(
+        "--sample",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="sample pg_stat_activity for this long to find peak connections and workers",
+    )
+    p.add_argument("--cores", type=float, help="CPU cores of the server (when it is remote)")
+    p.add_argument("--memory", metavar="SIZE", help="RAM of the server, e.g. 64GB (when remote)")
+    p.add_argument(
+        "--statement-timeout",
+        type=int,
+        default=30_000,
+        metavar="MS",
+        help="statement_timeout of the advisor's session (default 30000)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advisor",
@@ -77,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("files", nargs="*", metavar="FILE", help="plan files; '-' for standard input")
     _add_output_options(ex)
 
-    rep = sub.add_parser("report", help="full report (for CI: --json, exit code by severity)")
+    rep = sub.add_parser(
+        "report",
+        help="full report on a server, a snapshot or plans (for CI: --json, exit code by severity)",
+        description="Report on a live server (--dsn, or the libpq environment when neither a "
+        "snapshot nor --plan is given), on a saved snapshot, and/or on EXPLAIN plans.",
+    )
+    rep.add_argument("snapshot", nargs="?", metavar="SNAPSHOT", help="a file from advisor collect")
+    _add_connection_options(rep)
     rep.add_argument(
         "--plan",
         action="append",
@@ -86,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="an EXPLAIN plan to include (repeatable; '-' for standard input)",
     )
     _add_output_options(rep)
+
+    col = sub.add_parser(
+        "collect",
+        help="collect facts from a live server into a snapshot file",
+        description="Read settings, overrides, activity, database and statement statistics in "
+        "one read-only transaction (always rolled back) and save them as JSON for "
+        "`advisor report SNAPSHOT`.",
+    )
+    _add_connection_options(col)
+    col.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("code", nargs="?", help="a rule code such as PQ201")
@@ -138,6 +182,89 @@ def _analyse_plans(
     return exit_code(report, args.fail_on)
 
 
+def _collect(args: argparse.Namespace) -> Any:
+    """A live snapshot; connection failures become ConnectFailed (exit 3)."""
+    from advisor.collect import CollectError, collect, parse_size
+
+    try:
+        memory = parse_size(args.memory) if args.memory else None
+    except ValueError as exc:
+        raise UsageError(f"--memory {args.memory}: {exc}") from None
+    if args.sample > 0 and sys.stderr.isatty():
+        print(f"Sampling pg_stat_activity for {args.sample:g} s ...", file=sys.stderr)
+    try:
+        return collect(
+            args.dsn,
+            sample_seconds=args.sample,
+            cores=args.cores,
+            memory=memory,
+            statement_timeout_ms=args.statement_timeout,
+        )
+    except CollectError as exc:
+        raise ConnectFailed(str(exc)) from None
+
+
+def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
+    from advisor.snapshot import SnapshotError
+
+    snap = _collect(args)
+    try:
+        snap.save(args.output)
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+    skipped = f", {len(snap.skipped)} items not collected (see 'skipped')" if snap.skipped else ""
+    print(
+        f"Wrote {args.output}: {snap.target.server_version}, {len(snap.settings)} settings, "
+        f"{len(snap.statements)} statements{skipped}.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
+    from advisor import engine
+    from advisor.plan import Plan
+    from advisor.report import Skipped, Target, exit_code
+
+    plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
+    live = args.dsn is not None or (args.snapshot is None and not args.plan)
+    if args.snapshot and args.dsn:
+        raise UsageError("give a SNAPSHOT or --dsn, not both")
+    snap = None
+    if args.snapshot:
+        from advisor.snapshot import Snapshot, SnapshotError
+
+        try:
+            snap = Snapshot.load(args.snapshot)
+        except SnapshotError as exc:
+            raise UsageError(str(exc)) from None
+    elif live:
+        snap = _collect(args)
+    if snap is None:
+        facts = engine.Facts(plans=plans)
+    else:
+        from advisor.snapshot import facts_from_snapshot
+
+        facts = facts_from_snapshot(snap)
+        facts.plans = plans
+    report = engine.analyse(facts, select=args.select, ignore=args.ignore)
+    if snap is not None:
+        t = snap.target
+        report.target = Target(
+            server_version=t.server_version,
+            server_version_num=t.server_version_num,
+            host=t.host,
+            database=t.database,
+            collected_at=snap.collected_at,
+            mode="live" if live else "snapshot",
+        )
+        report.hardware = snap.hardware.to_report()
+        # What the collector could not read is part of what was not checked.
+        report.skipped += [Skipped("collect", f"{s.what}: {s.reason}") for s in snap.skipped]
+    _emit(report, args.format, out)
+    return exit_code(report, args.fail_on)
+
+
 def _emit(report: object, fmt: str, out: IO[str]) -> None:
     from advisor import render
     from advisor.report import Report
@@ -185,12 +312,9 @@ def run(
     if args.command == "explain":
         return _analyse_plans(args, args.files or ["-"], stdin, out)
     if args.command == "report":
-        if not args.plan:
-            raise UsageError(
-                "nothing to report on: give --plan FILE (live --dsn collection is "
-                "not available in this version)"
-            )
-        return _analyse_plans(args, args.plan, stdin, out)
+        return _cmd_report(args, stdin, out)
+    if args.command == "collect":
+        return _cmd_collect(args, out)
     if args.command == "rules":
         return _cmd_rules(args, out)
     parser.print_help(out)
@@ -207,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv)
     except UsageError as exc:
         _fail(str(exc), EXIT_INPUT)
+    except ConnectFailed as exc:
+        _fail(str(exc), EXIT_CONNECT)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:

@@ -9,16 +9,21 @@ its card into a `Finding`, and lists rules it could not run under `skipped` with
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor.plan import Plan
 from advisor.report import SEVERITY_RANK, Finding, PlanSummary, Report, Skipped
+
+if TYPE_CHECKING:  # pydantic stays off the offline path
+    from advisor.snapshot import Snapshot
 
 CODE_RE = re.compile(r"^(PQ|CN|PB|PP)\d{2,3}$")
 HEADINGS = ("## What it finds", "## Why it matters", "## How to fix")
@@ -82,9 +87,11 @@ def rules_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "rules"
 
 
-def _load_card(path: Path) -> Card:
+def _load_card(path: Path, text: str) -> Card:
+    import tomllib
+
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CardError(f"{path.name}: {exc}") from None
 
@@ -130,15 +137,61 @@ def _load_card(path: Path) -> Card:
 
 @cache
 def load_cards(directory: Path | None = None) -> dict[str, Card]:
+    """Every card, validated. Parsed cards are cached as JSON keyed by the cards' content
+    (tomllib is pure Python and would be a tenth of a small `advisor explain`)."""
+    files = [
+        (p, p.read_text(encoding="utf-8"))
+        for p in sorted((directory or rules_dir()).rglob("*.toml"))
+    ]
+    from advisor import __version__
+
+    key = "\0".join([__version__, *(f"{p}\0{t}" for p, t in files)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    cache_file = _cache_dir() / f"cards-{digest}.json"
+    try:
+        return {c["code"]: _card_from_json(c) for c in json.loads(cache_file.read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     cards: dict[str, Card] = {}
-    for path in sorted((directory or rules_dir()).rglob("*.toml")):
-        card = _load_card(path)
+    for path, text in files:
+        card = _load_card(path, text)
         if card.code in cards:
             raise CardError(
                 f"{path.name}: code {card.code} is also used by {cards[card.code].path.name}"
             )
         cards[card.code] = card
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([_card_to_json(c) for c in cards.values()]))
+        tmp.replace(cache_file)  # atomic: concurrent runs never read half a file
+    except OSError:
+        pass  # a read-only home only costs the parse next time
     return cards
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pg-parallel-advisor"
+
+
+def _card_to_json(card: Card) -> dict[str, Any]:
+    d = {f: getattr(card, f) for f in Card.__slots__}
+    d["path"] = str(card.path)
+    d["examples"] = [[e.plan, e.fires, e.note] for e in card.examples]
+    return d
+
+
+def _card_from_json(d: dict[str, Any]) -> Card:
+    return Card(
+        **{
+            **d,
+            "needs": tuple(d["needs"]),
+            "references": tuple(d["references"]),
+            "examples": tuple(Example(*e) for e in d["examples"]),
+            "path": Path(d["path"]),
+        }
+    )
 
 
 # -- facts the checks look at ---------------------------------------------------------------------
@@ -151,9 +204,20 @@ class Facts:
     plans: list[Plan] = field(default_factory=list)
     settings: dict[str, str] | None = None  # live pg_settings (name -> setting), None offline
     server_version_num: int | None = None
+    snapshot: Snapshot | None = None  # everything collected live (sources, activity, pgss, hw)
 
     def available(self) -> set[str]:
         have: set[str] = set()
+        snap = self.snapshot
+        if snap is not None:
+            if snap.hardware.cores_source != "unknown":
+                have.add("hw")
+            if snap.activity_samples:
+                have.add("activity")
+            if snap.database_stats:
+                have.add("dbstats")
+            if snap.statements_info is not None:
+                have.add("pgss")
         if self.plans:
             have.add("plan")
             if any(p.analyzed for p in self.plans):

@@ -47,7 +47,9 @@ def _wrap(text: str, width: int, indent: str = "  ") -> str:
     import textwrap
 
     return "\n".join(
-        textwrap.fill(
+        indent + para  # indented lines are statements to copy: never break them
+        if para.startswith("  ")
+        else textwrap.fill(
             para,
             width=width,
             initial_indent=indent,
@@ -92,19 +94,16 @@ def to_text(report: Report, out: IO[str] | None = None, *, width: int | None = N
     for e in report.errors:
         console.print(f"[red]error[/] {escape(e.source)}: {escape(e.message)}")
     console.print(escape(_counts(report)), style="bold")
-    if report.skipped:
-        codes = ", ".join(s.rule for s in report.skipped)
-        console.print(
-            escape(
-                _wrap(
-                    f"Not checked ({len(report.skipped)}): {codes}. `--format json` lists "
-                    "why; most need a connection (--dsn) or an EXPLAIN ANALYZE plan.",
-                    cols,
-                    "",
-                )
-            ),
-            style="dim",
+    rules = [s.rule for s in report.skipped if s.rule != "collect"]
+    if rules:
+        note = (
+            f"Not checked ({len(rules)}): {', '.join(rules)}. `--format json` lists why "
+            "(plan rules need an EXPLAIN ANALYZE plan; server rules a connection)."
         )
+        console.print(escape(_wrap(note, cols, "")), style="dim")
+    for s in report.skipped:
+        if s.rule == "collect":
+            console.print(escape(_wrap(f"Not collected: {s.reason}", cols, "")), style="dim")
 
 
 def _md_escape(text: str) -> str:

@@ -73,22 +73,23 @@ def main() -> None:
     print(f"big plan: {big.name}, {size_mb:.1f} MB, {nodes} nodes")
 
     py = sys.executable
+    cli = [str(Path(sys.executable).with_name("advisor"))]  # the console script users run
     floor = time_command(
         "floor json.load", [py, "-c", f"import json; json.load(open({str(big)!r}))"], args.runs
     )
     ours = time_command(
         "advisor explain --json (big)",
-        [py, "-m", "advisor", "explain", "--json", "--fail-on", "never", str(big)],
+        [*cli, "explain", "--json", "--fail-on", "never", str(big)],
         args.runs,
     )
     small = time_command(
         "advisor explain (small, text)",
-        [py, "-m", "advisor", "explain", "--fail-on", "never", str(SMALL)],
+        [*cli, "explain", "--fail-on", "never", str(SMALL)],
         args.runs,
     )
     small_json = time_command(
         "advisor explain --json (small)",
-        [py, "-m", "advisor", "explain", "--json", "--fail-on", "never", str(SMALL)],
+        [*cli, "explain", "--json", "--fail-on", "never", str(SMALL)],
         args.runs,
     )
     for t in (floor, ours, small, small_json):

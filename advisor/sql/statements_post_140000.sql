@@ -1,0 +1,34 @@
+-- statements: NEW in pg_stat_statements 1.9 (PG 14): toplevel (nested statements of functions
+-- are separate rows with pg_stat_statements.track = all). Otherwise as 1.8.
+SELECT s.queryid,
+       pg_get_userbyid(s.userid)::text AS role,
+       d.datname::text AS database,
+       s.toplevel AS toplevel,
+       s.queryid IS NULL AS hidden,
+       CASE WHEN s.queryid IS NOT NULL THEN s.query END AS query,
+       s.calls,
+       s.total_exec_time, s.mean_exec_time, s.min_exec_time, s.max_exec_time,
+       s.stddev_exec_time,
+       s.rows,
+       s.plans, s.total_plan_time,
+       s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+       s.local_blks_read, s.local_blks_written,
+       s.temp_blks_read, s.temp_blks_written,
+       s.blk_read_time AS blk_read_time,
+       s.blk_write_time AS blk_write_time,
+       NULL::float8 AS temp_blk_read_time,
+       NULL::float8 AS temp_blk_write_time,
+       s.wal_bytes::float8 AS wal_bytes,
+       NULL::bigint AS jit_functions,
+       NULL::float8 AS jit_generation_time,
+       NULL::float8 AS jit_inlining_time,
+       NULL::float8 AS jit_optimization_time,
+       NULL::float8 AS jit_emission_time,
+       NULL::float8 AS jit_deform_time,
+       NULL::bigint AS parallel_workers_to_launch,
+       NULL::bigint AS parallel_workers_launched,
+       NULL::timestamptz AS stats_since
+FROM {pgss} s
+LEFT JOIN pg_database d ON d.oid = s.dbid
+ORDER BY s.total_exec_time DESC
+LIMIT %(limit)s
