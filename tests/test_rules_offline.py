@@ -51,8 +51,7 @@ ALSO_TRUE: dict[tuple[str, str], str] = {
 
 @cache
 def manifest() -> list[dict[str, object]]:
-    if not MANIFEST.is_file():
-        pytest.skip("sample_plans/manifest.toml is missing (run scripts/capture_plans.py)")
+    assert MANIFEST.is_file(), "sample_plans/manifest.toml is missing: run scripts/capture_plans.py"
     entries: list[dict[str, object]] = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["plan"]
     return entries
 

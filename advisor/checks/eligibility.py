@@ -13,7 +13,7 @@ Layer letters (A to E) and table numbers refer to knowledge/parallel-query.md §
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from advisor.checks.base import (
@@ -1291,71 +1291,25 @@ def _debug_mode_name(facts: Facts, plan: Plan) -> tuple[str, str]:
 # -- checks ---------------------------------------------------------------------------------------
 
 
-@check("PQ101")
-def unsafe_function(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq101(facts, plan, card.threshold("large_rows"))
+def _per_plan(code: str, detect: Callable[..., list[Evidence]], *thresholds: str) -> None:
+    """Register `detect(facts, plan, *card thresholds)` as the check for `code`."""
+
+    def run(facts: Facts, card: Card) -> Iterator[Evidence]:
+        limits = [card.threshold(t) for t in thresholds]
+        for plan in facts.plans:
+            yield from detect(facts, plan, *limits)
+
+    run.__name__ = run.__qualname__ = f"check_{code}"
+    check(code)(run)
 
 
-@check("PQ104")
-def correlated_subquery(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq104(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ105")
-def modifying_statement(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq105(
-            facts, plan, card.threshold("large_rows"), card.threshold("read_write_ratio")
-        )
-
-
-@check("PQ106")
-def modifying_cte(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq106(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ111")
-def limit_in_subquery(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq111(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ107")
-def row_locking(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq107(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ108")
-def temporary_table(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq108(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ110")
-def materialized_cte(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq110(
-            facts, plan, card.threshold("large_rows"), card.threshold("returned_share")
-        )
-
-
-@check("PQ112")
-def partial_aggregation(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq112(facts, plan, card.threshold("large_rows"))
-
-
-@check("PQ116")
-def rejected_on_cost(facts: Facts, card: Card) -> Iterator[Evidence]:
-    for plan in facts.plans:
-        yield from detect_pq116(
-            facts,
-            plan,
-            card.threshold("large_rows"),
-            card.threshold("returned_share"),
-            card.threshold("read_write_ratio"),
-        )
+_per_plan("PQ101", detect_pq101, "large_rows")
+_per_plan("PQ104", detect_pq104, "large_rows")
+_per_plan("PQ105", detect_pq105, "large_rows", "read_write_ratio")
+_per_plan("PQ106", detect_pq106, "large_rows")
+_per_plan("PQ107", detect_pq107, "large_rows")
+_per_plan("PQ108", detect_pq108, "large_rows")
+_per_plan("PQ110", detect_pq110, "large_rows", "returned_share")
+_per_plan("PQ111", detect_pq111, "large_rows")
+_per_plan("PQ112", detect_pq112, "large_rows")
+_per_plan("PQ116", detect_pq116, "large_rows", "returned_share", "read_write_ratio")
