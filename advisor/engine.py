@@ -9,14 +9,13 @@ its card into a `Finding`, and lists rules it could not run under `skipped` with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.plan import Plan
@@ -53,9 +52,14 @@ class CardError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    plan: str  # path below sample_plans/
+    plan: str  # path below sample_plans/ ("" when the example is a snapshot)
     fires: bool
     note: str = ""
+    snapshot: str = ""  # path below sample_snapshots/ (a saved `advisor collect`)
+
+    @property
+    def path(self) -> str:
+        return self.snapshot or self.plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,54 +75,77 @@ class Card:
     references: tuple[str, ...]
     thresholds: dict[str, float]
     examples: tuple[Example, ...]
-    path: Path
+    path: str  # the card file (a str: pathlib costs the offline CLI 3 ms to import)
+
+    @property
+    def file(self) -> str:
+        return os.path.basename(self.path)
 
     def threshold(self, key: str) -> float:
         try:
             return self.thresholds[key]
         except KeyError:
-            raise CardError(f"{self.path.name}: no threshold {key!r}") from None
+            raise CardError(f"{self.file}: no threshold {key!r}") from None
 
 
-def rules_dir() -> Path:
+def rules_dir() -> str:
     """Cards ship inside the wheel as advisor/_rules; in a checkout they are ./rules."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_rules"
-    return packaged if packaged.is_dir() else here.parent / "rules"
+    here = os.path.dirname(os.path.realpath(__file__))
+    packaged = os.path.join(here, "_rules")
+    return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(here), "rules")
 
 
-def _load_card(path: Path, text: str) -> Card:
+def _card_files(directory: str) -> list[str]:
+    found = [
+        os.path.join(root, name)
+        for root, _dirs, names in os.walk(directory)
+        for name in names
+        if name.endswith(".toml")
+    ]
+    return sorted(found)
+
+
+def _load_card(path: str, text: str) -> Card:
     import tomllib
 
+    name = os.path.basename(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CardError(f"{path.name}: {exc}") from None
+        raise CardError(f"{name}: {exc}") from None
 
     def need(key: str, kind: type) -> Any:
         value = raw.get(key)
         if not isinstance(value, kind):
-            raise CardError(f"{path.name}: {key!r} must be a {kind.__name__}")
+            raise CardError(f"{name}: {key!r} must be a {kind.__name__}")
         return value
 
     code = need("code", str)
-    if not CODE_RE.match(code) or not path.name.startswith(code):
-        raise CardError(f"{path.name}: code {code!r} must look like PQ001 and start the file name")
+    if not CODE_RE.match(code) or not name.startswith(code):
+        raise CardError(f"{name}: code {code!r} must look like PQ001 and start the file name")
     severity = need("severity", str)
     if severity not in SEVERITY_RANK:
-        raise CardError(f"{path.name}: severity must be one of {', '.join(SEVERITY_RANK)}")
+        raise CardError(f"{name}: severity must be one of {', '.join(SEVERITY_RANK)}")
     needs = tuple(need("needs", list))
     for n in needs:
         if not set(n.split("|")) <= KNOWN_NEEDS:
-            raise CardError(f"{path.name}: unknown need {n!r}")
+            raise CardError(f"{name}: unknown need {n!r}")
     explanation = need("explanation", str)
     missing = [h for h in HEADINGS if h not in explanation]
     if missing:
-        raise CardError(f"{path.name}: explanation lacks {', '.join(missing)}")
-    examples = tuple(
-        Example(plan=str(e["plan"]), fires=bool(e["fires"]), note=str(e.get("note", "")))
-        for e in raw.get("examples", [])
-    )
+        raise CardError(f"{name}: explanation lacks {', '.join(missing)}")
+    examples = []
+    for e in raw.get("examples", []):
+        if not isinstance(e, dict) or ("plan" in e) == ("snapshot" in e) or "fires" not in e:
+            raise CardError(f"{name}: each example needs fires and one of plan or snapshot")
+        examples.append(
+            Example(
+                plan=str(e.get("plan", "")),
+                fires=bool(e["fires"]),
+                note=str(e.get("note", "")),
+                snapshot=str(e.get("snapshot", "")),
+            )
+        )
     return Card(
         code=code,
         name=need("name", str),
@@ -130,26 +157,29 @@ def _load_card(path: Path, text: str) -> Card:
         explanation=explanation.strip(),
         references=tuple(raw.get("references", [])),
         thresholds={k: float(v) for k, v in raw.get("thresholds", {}).items()},
-        examples=examples,
+        examples=tuple(examples),
         path=path,
     )
 
 
 @cache
-def load_cards(directory: Path | None = None) -> dict[str, Card]:
+def load_cards(directory: str | None = None) -> dict[str, Card]:
     """Every card, validated. Parsed cards are cached as JSON keyed by the cards' content
     (tomllib is pure Python and would be a tenth of a small `advisor explain`)."""
-    files = [
-        (p, p.read_text(encoding="utf-8"))
-        for p in sorted((directory or rules_dir()).rglob("*.toml"))
-    ]
+    files = []
+    for p in _card_files(directory or rules_dir()):
+        with open(p, encoding="utf-8") as fh:
+            files.append((p, fh.read()))
     from advisor import __version__
 
     key = "\0".join([__version__, *(f"{p}\0{t}" for p, t in files)])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    cache_file = _cache_dir() / f"cards-{digest}.json"
+    # zlib, not hashlib: a cache key needs no cryptography, and hashlib costs 2 ms to import.
+    raw = key.encode()
+    digest = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
+    cache_file = os.path.join(_cache_dir(), f"cards-{digest}.json")
     try:
-        return {c["code"]: _card_from_json(c) for c in json.loads(cache_file.read_text())}
+        with open(cache_file, encoding="utf-8") as fh:
+            return {c["code"]: _card_from_json(c) for c in json.load(fh)}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     cards: dict[str, Card] = {}
@@ -157,28 +187,28 @@ def load_cards(directory: Path | None = None) -> dict[str, Card]:
         card = _load_card(path, text)
         if card.code in cards:
             raise CardError(
-                f"{path.name}: code {card.code} is also used by {cards[card.code].path.name}"
+                f"{card.file}: code {card.code} is also used by {cards[card.code].file}"
             )
         cards[card.code] = card
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps([_card_to_json(c) for c in cards.values()]))
-        tmp.replace(cache_file)  # atomic: concurrent runs never read half a file
+        os.makedirs(_cache_dir(), exist_ok=True)
+        tmp = f"{cache_file}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump([_card_to_json(c) for c in cards.values()], fh)
+        os.replace(tmp, cache_file)  # atomic: concurrent runs never read half a file
     except OSError:
         pass  # a read-only home only costs the parse next time
     return cards
 
 
-def _cache_dir() -> Path:
+def _cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pg-parallel-advisor"
+    return os.path.join(base, "pg-parallel-advisor")
 
 
 def _card_to_json(card: Card) -> dict[str, Any]:
     d = {f: getattr(card, f) for f in Card.__slots__}
-    d["path"] = str(card.path)
-    d["examples"] = [[e.plan, e.fires, e.note] for e in card.examples]
+    d["examples"] = [[e.plan, e.fires, e.note, e.snapshot] for e in card.examples]
     return d
 
 
@@ -189,7 +219,6 @@ def _card_from_json(d: dict[str, Any]) -> Card:
             "needs": tuple(d["needs"]),
             "references": tuple(d["references"]),
             "examples": tuple(Example(*e) for e in d["examples"]),
-            "path": Path(d["path"]),
         }
     )
 

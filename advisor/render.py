@@ -196,5 +196,10 @@ def card_dict(card: Card) -> dict[str, Any]:
         "explanation": card.explanation,
         "references": list(card.references),
         "thresholds": card.thresholds,
-        "examples": [{"plan": e.plan, "fires": e.fires} for e in card.examples],
+        "examples": [
+            {"snapshot": e.snapshot, "fires": e.fires}
+            if e.snapshot
+            else {"plan": e.plan, "fires": e.fires}
+            for e in card.examples
+        ],
     }

@@ -18,13 +18,13 @@ SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "critical": 3}
 Requires = Literal["restart", "reload", "session", "none"]
 
 
-@dataclass(slots=True)
+@dataclass
 class Tool:
     name: str
     version: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Target:
     """What was examined. `host` never carries a password."""
 
@@ -36,7 +36,7 @@ class Target:
     mode: Literal["offline", "live", "snapshot"] = "offline"
 
 
-@dataclass(slots=True)
+@dataclass
 class Hardware:
     cores: float | None = None
     cores_source: Literal["cgroup", "host", "user", "unknown"] = "unknown"
@@ -44,7 +44,7 @@ class Hardware:
     memory_source: Literal["cgroup", "host", "user", "unknown"] = "unknown"
 
 
-@dataclass(slots=True)
+@dataclass
 class Finding:
     rule: str
     name: str
@@ -57,7 +57,7 @@ class Finding:
     docs: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Recommendation:
     kind: Literal[
         "setting",
@@ -78,7 +78,7 @@ class Recommendation:
     apply: str
 
 
-@dataclass(slots=True)
+@dataclass
 class PlanSummary:
     source: str
     nodes: int
@@ -88,19 +88,19 @@ class PlanSummary:
     execution_ms: float | None
 
 
-@dataclass(slots=True)
+@dataclass
 class Skipped:
     rule: str
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass
 class InputError:
     source: str
     message: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Report:
     schema_version: int = SCHEMA_VERSION
     tool: Tool = field(default_factory=lambda: Tool("pg-parallel-advisor", _version()))

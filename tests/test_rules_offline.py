@@ -9,6 +9,7 @@ cases are listed in ALSO_TRUE with the reason, and the list is checked for stale
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections import defaultdict
 from functools import cache
@@ -29,7 +30,7 @@ OFFLINE_NEEDS = {"plan", "analyze", "verbose"}
 RULES = sorted(
     code
     for code, card in load_cards().items()
-    if card.path.parent.name in ("settings", "runtime")
+    if os.path.basename(os.path.dirname(card.path)) in ("settings", "runtime")
     and code in registered_checks()
     and all(set(need.split("|")) & OFFLINE_NEEDS for need in card.needs)
 )

@@ -2,9 +2,10 @@
 
 Importing this package registers them all. Modules are grouped by what they read:
 `settings` (PQ0xx: server/session settings), `eligibility` (PQ1xx: why a statement got no
-workers), `runtime` (PQ2xx: what happened when it ran).
+workers), `runtime` (PQ2xx: what happened when it ran), `server` (PQ002-PQ006, PQ010 and CN:
+server-wide budgets of worker processes, cores, memory and connection slots).
 """
 
-from advisor.checks import eligibility, runtime, settings
+from advisor.checks import eligibility, runtime, server, settings
 
-__all__ = ["eligibility", "runtime", "settings"]
+__all__ = ["eligibility", "runtime", "server", "settings"]

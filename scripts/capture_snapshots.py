@@ -1,0 +1,300 @@
+"""Collect real snapshots from throwaway, deliberately mis-tuned servers into sample_snapshots/.
+
+    uv run python scripts/capture_snapshots.py [--only NAME ...]
+
+Each scenario starts a PostgreSQL server (advisor.pgserver) with the settings below, optionally
+changes some with ALTER SYSTEM (so pg_settings.source shows postgresql.auto.conf), opens idle,
+idle-in-transaction and active client connections, then runs `advisor.collect.collect` with
+fixed --cores/--memory so the hardware facts (and so the findings) do not depend on the machine
+that captured them. Rule cards point at the files with `[[examples]] snapshot = "..."`.
+Writes sample_snapshots/<name>.json and sample_snapshots/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from advisor.collect import collect  # noqa: E402
+from advisor.engine import Facts, run  # noqa: E402
+from advisor.pgserver import PgServer  # noqa: E402
+from advisor.report import Report  # noqa: E402
+from advisor.snapshot import facts_from_snapshot  # noqa: E402
+
+OUT = ROOT / "sample_snapshots"
+GiB = 1024**3
+PRELOAD = "pg_stat_statements"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    major: int
+    settings: dict[str, Any]
+    cores: float
+    memory: int
+    alter_system: dict[str, str] = field(default_factory=dict)
+    subscription: bool = False  # a logical replication apply worker holds a worker slot
+    connects: int = 0  # connect-and-disconnect cycles before collecting (churn)
+    idle: int = 0
+    idle_in_tx: int = 0
+    active: int = 0
+    fires: tuple[str, ...] = ()
+    quiet: tuple[str, ...] = ()
+
+
+SCENARIOS = [
+    Scenario(
+        "misbudgeted_pg18",
+        18,
+        {
+            "wal_level": "logical",
+            "max_worker_processes": 3,
+            "max_parallel_workers_per_gather": 6,
+            "superuser_reserved_connections": 0,
+        },
+        cores=2,
+        memory=1 * GiB,
+        alter_system={"max_parallel_workers": "4"},
+        subscription=True,
+        fires=("PQ002", "PQ003", "PQ004", "PQ005", "PQ006", "CN002", "CN006"),
+        quiet=("PQ010", "CN001", "CN003", "CN004", "CN007"),
+    ),
+    Scenario(
+        "misbudgeted_pg15",
+        15,
+        {
+            "wal_level": "logical",
+            "max_worker_processes": 3,
+            "max_parallel_workers_per_gather": 6,
+            "superuser_reserved_connections": 0,
+        },
+        cores=2,
+        memory=1 * GiB,
+        alter_system={"max_parallel_workers": "4"},
+        subscription=True,
+        fires=("PQ002", "PQ003", "PQ004", "PQ005", "PQ006", "CN002", "CN006"),
+        quiet=("PQ010",),
+    ),
+    Scenario(
+        "defaults_2cores_pg18",
+        18,
+        {},
+        cores=2,
+        memory=64 * GiB,
+        fires=("PQ010", "CN002"),
+        quiet=("PQ002", "PQ003", "PQ004", "PQ005", "PQ006", "CN006"),
+    ),
+    Scenario(
+        "defaults_64cores_pg18",
+        18,
+        {},
+        cores=64,
+        memory=256 * GiB,
+        fires=("PQ010",),
+        quiet=("PQ002", "PQ003", "PQ004", "PQ005", "PQ006", "CN002", "CN006"),
+    ),
+    Scenario(
+        "tuned_8cores_pg18",
+        18,
+        {"max_worker_processes": 12, "max_parallel_workers": 8, "max_connections": 40},
+        cores=8,
+        memory=32 * GiB,
+        quiet=("PQ002", "PQ003", "PQ004", "PQ005", "PQ006", "PQ010", "CN002", "CN006"),
+    ),
+    Scenario(
+        "busy_pg18",
+        18,
+        {"max_connections": 25, "superuser_reserved_connections": 3},
+        cores=4,
+        memory=64 * GiB,
+        idle=14,
+        idle_in_tx=2,
+        active=3,
+        fires=("CN001", "CN003", "CN004", "CN007", "PQ005"),
+        quiet=("CN005",),
+    ),
+    Scenario(
+        "churn_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        connects=300,
+        fires=("CN005",),
+    ),
+    Scenario(
+        "calm_pg18",
+        18,
+        {"idle_in_transaction_session_timeout": "10min"},
+        cores=64,
+        memory=64 * GiB,
+        idle=3,
+        idle_in_tx=2,
+        active=3,
+        quiet=("CN001", "CN003", "CN004", "CN005", "CN007", "PQ005"),
+    ),
+]
+
+
+def subscribe(pg: PgServer) -> None:
+    """A subscription from database `sub` to a publication in database `pub` of the same server
+    (slot created by hand: CREATE SUBSCRIPTION cannot create it on its own server). Its apply
+    worker takes a max_worker_processes slot, like on a real subscriber."""
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE DATABASE pub")
+        c.execute("CREATE DATABASE sub")
+    pub = pg.dsn.replace("dbname=postgres", "dbname=pub")
+    with psycopg.connect(pub, autocommit=True) as c:
+        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
+        c.execute("CREATE PUBLICATION p FOR TABLE t")
+        c.execute("SELECT pg_create_logical_replication_slot('s', 'pgoutput')")
+    with psycopg.connect(pg.dsn.replace("dbname=postgres", "dbname=sub"), autocommit=True) as c:
+        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
+        c.execute(
+            f"CREATE SUBSCRIPTION s CONNECTION '{pub}' PUBLICATION p "
+            "WITH (create_slot = false, slot_name = 's')"
+        )
+    deadline = time.monotonic() + 10
+    with pg.connect(autocommit=True) as c:
+        while time.monotonic() < deadline:
+            row = c.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE backend_type LIKE 'logical replication%worker'"
+            ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the subscription's apply worker did not start")
+
+
+@contextmanager
+def workload(dsn: str, idle: int, idle_in_tx: int, active: int) -> Iterator[None]:
+    """Client connections: `idle` idle ones, `idle_in_tx` inside an open transaction, and
+    `active` running pg_sleep for as long as the block lasts."""
+    conns: list[psycopg.Connection[Any]] = []
+    threads: list[threading.Thread] = []
+    try:
+        for _ in range(idle):
+            conns.append(psycopg.connect(dsn, autocommit=True, application_name="app"))
+        for _ in range(idle_in_tx):
+            c = psycopg.connect(dsn, application_name="app")
+            c.execute("SELECT 1")  # opens a transaction and leaves it open
+            conns.append(c)
+        for _ in range(active):
+            c = psycopg.connect(dsn, autocommit=True, application_name="app")
+            conns.append(c)
+
+            def sleep(conn: psycopg.Connection[Any] = c) -> None:
+                with suppress(psycopg.Error):
+                    conn.execute("SELECT pg_sleep(30)")
+
+            t = threading.Thread(target=sleep, daemon=True)
+            t.start()
+            threads.append(t)
+        time.sleep(0.5 if conns else 0)
+        yield
+    finally:
+        for c in conns:
+            with suppress(psycopg.Error):
+                c.cancel_safe() if hasattr(c, "cancel_safe") else c.cancel()
+        for t in threads:
+            t.join(timeout=5)
+        for c in conns:
+            c.close()
+
+
+def capture(sc: Scenario) -> tuple[Path, list[str]]:
+    with PgServer(sc.major, settings={"shared_preload_libraries": PRELOAD, **sc.settings}) as pg:
+        if sc.subscription:
+            subscribe(pg)
+        for _ in range(sc.connects):
+            psycopg.connect(pg.dsn, autocommit=True).close()
+        if sc.alter_system:
+            with pg.connect(autocommit=True) as c:
+                for name, value in sc.alter_system.items():
+                    c.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                c.execute("SELECT pg_reload_conf()")
+            time.sleep(0.3)
+        with workload(pg.dsn, sc.idle, sc.idle_in_tx, sc.active):
+            snap = collect(pg.dsn, sample_seconds=1, cores=sc.cores, memory=sc.memory)
+    path = OUT / f"{sc.name}.json"
+    snap.save(path)
+    return path, check(sc, facts_from_snapshot(snap))
+
+
+def check(sc: Scenario, facts: Facts) -> list[str]:
+    fired = {f.rule for f in run(facts, Report()).findings}
+    problems = [f"{c} did not fire" for c in sc.fires if c not in fired]
+    problems += [f"{c} fired" for c in sc.quiet if c in fired]
+    return problems
+
+
+def readme() -> str:
+    lines = [
+        "# sample_snapshots",
+        "",
+        "Generated by `scripts/capture_snapshots.py`; do not edit by hand. Regenerate with",
+        "",
+        "    uv run python scripts/capture_snapshots.py",
+        "",
+        "Each file is `advisor collect` output (`collect(dsn, sample_seconds=1, cores=..., "
+        "memory=...)`)",
+        "from a throwaway server started with the settings below; cores and memory are given so",
+        "the hardware facts are the same on every machine. Client connections were open while",
+        "pg_stat_activity was sampled. Every server also has shared_preload_libraries =",
+        "pg_stat_statements. Rule cards use them as `[[examples]] snapshot = ...`; fires/quiet",
+        "below are the rules the script checked on each file.",
+        "",
+        "`subscription`: a logical replication subscription between two databases of the same",
+        "server, whose apply worker holds a max_worker_processes slot. `connects`: connect-and-",
+        "disconnect cycles just before collecting.",
+        "",
+        "| file | PG | server settings | ALTER SYSTEM | subscription | cores | memory | "
+        "connects | idle / idle in tx / active | fires | quiet |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sc in SCENARIOS:
+        settings = ", ".join(f"{k}={v}" for k, v in sc.settings.items()) or "defaults"
+        alter = ", ".join(f"{k}={v}" for k, v in sc.alter_system.items())
+        lines.append(
+            f"| `{sc.name}.json` | {sc.major} | {settings} | {alter} | "
+            f"{'yes' if sc.subscription else ''} | {sc.cores:g} | "
+            f"{sc.memory // GiB} GB | {sc.connects or ''} | "
+            f"{sc.idle} / {sc.idle_in_tx} / {sc.active} | "
+            f"{', '.join(sc.fires)} | {', '.join(sc.quiet)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="scenario names")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    failed = False
+    for sc in SCENARIOS:
+        if args.only and sc.name not in args.only:
+            continue
+        path, problems = capture(sc)
+        status = "ok" if not problems else "; ".join(problems)
+        failed |= bool(problems)
+        print(f"{path.relative_to(ROOT)}: {status}")
+    (OUT / "README.md").write_text(readme(), encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
