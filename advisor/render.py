@@ -94,12 +94,16 @@ def to_text(report: Report, out: IO[str] | None = None, *, width: int | None = N
     for e in report.errors:
         console.print(f"[red]error[/] {escape(e.source)}: {escape(e.message)}")
     console.print(escape(_counts(report)), style="bold")
-    rules = [s.rule for s in report.skipped if s.rule != "collect"]
-    if rules:
-        note = (
-            f"Not checked ({len(rules)}): {', '.join(rules)}. `--format json` lists why "
-            "(plan rules need an EXPLAIN ANALYZE plan; server rules a connection)."
-        )
+    # Group rules that were not run by what would let them run; JSON has each exact reason.
+    by_reason: dict[str, list[str]] = {}
+    for s in report.skipped:
+        if s.rule == "collect":
+            continue
+        server = any(w in s.reason for w in ("connection", "pg_stat", "hardware"))
+        reason = "without a connection (--dsn) or a snapshot" if server else f"({s.reason})"
+        by_reason.setdefault(reason, []).append(s.rule)
+    for reason, codes in by_reason.items():
+        note = f"Not checked {reason}: {', '.join(sorted(codes))}."
         console.print(escape(_wrap(note, cols, "")), style="dim")
     for s in report.skipped:
         if s.rule == "collect":
