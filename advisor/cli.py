@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any, Literal, NoReturn
 
 from advisor import __version__
 
@@ -102,6 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
         "is given: paste a plan straight from psql and press Ctrl-D.",
     )
     ex.add_argument("files", nargs="*", metavar="FILE", help="plan files; '-' for standard input")
+    ex.add_argument(
+        "--dsn",
+        help="also read the live facts of this server (libpq connection string or URI); with "
+        "--query, the server to run EXPLAIN on (default: the libpq environment)",
+    )
+    ex.add_argument(
+        "--query",
+        metavar="SQL",
+        help="EXPLAIN this one statement on the server (nothing is executed without --analyze)",
+    )
+    ex.add_argument(
+        "--analyze",
+        action="store_true",
+        help="with --query: EXPLAIN ANALYZE, in a transaction that is always rolled back; "
+        "statements that can write are refused unless --allow-writes",
+    )
+    ex.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="with --analyze: also run INSERT/UPDATE/DELETE/MERGE, FOR UPDATE, ... "
+        "(read-write for that one transaction, still rolled back)",
+    )
+    ex.add_argument(
+        "--statement-timeout",
+        type=int,
+        default=30_000,
+        metavar="MS",
+        help="statement_timeout of the advisor's session (default 30000)",
+    )
     _add_output_options(ex)
 
     rep = sub.add_parser(
@@ -130,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(col)
     col.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    col.add_argument(
+        "--explain-top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also EXPLAIN (never ANALYZE) the N pg_stat_statements statements with the most "
+        "total time (GENERIC_PLAN for texts with $n on PostgreSQL 16+)",
+    )
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("code", nargs="?", help="a rule code such as PQ201")
@@ -182,6 +219,74 @@ def _analyse_plans(
     return exit_code(report, args.fail_on)
 
 
+def _cmd_explain(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
+    """Pasted plans offline; with --dsn and/or --query, together with the server's live facts."""
+    if args.query is None:
+        if args.analyze or args.allow_writes:
+            raise UsageError("--analyze and --allow-writes need --query SQL")
+        if args.dsn is None:
+            return _analyse_plans(args, args.files or ["-"], stdin, out)
+    elif args.files:
+        raise UsageError("give plan FILEs or --query SQL, not both")
+    if args.allow_writes and not args.analyze:
+        raise UsageError("--allow-writes only matters with --analyze")
+    if args.statement_timeout <= 0:
+        raise UsageError("--statement-timeout must be a positive number of milliseconds")
+
+    from advisor import engine
+    from advisor.collect import CollectError, collect
+    from advisor.plan import Plan, build_plan
+    from advisor.report import exit_code
+    from advisor.snapshot import facts_from_snapshot
+
+    plans: list[Plan] = []
+    if args.query is None:
+        plans = [p for p in _load_plans(args.files or ["-"], stdin) if isinstance(p, Plan)]
+    else:
+        from advisor.collect.explain import ExplainRefused, explain_live
+
+        try:
+            docs = explain_live(
+                args.dsn,
+                args.query,
+                analyze=args.analyze,
+                allow_writes=args.allow_writes,
+                statement_timeout_ms=args.statement_timeout,
+            )
+        except ExplainRefused as exc:
+            raise UsageError(str(exc)) from None
+        except CollectError as exc:
+            raise ConnectFailed(str(exc)) from None
+        plans = [build_plan(d, source="query", index=i) for i, d in enumerate(docs, 1)]
+    try:
+        snap = collect(args.dsn, statement_timeout_ms=args.statement_timeout)
+    except CollectError as exc:
+        raise ConnectFailed(str(exc)) from None
+    facts = facts_from_snapshot(snap)
+    facts.plans = plans
+    report = engine.analyse(facts, select=args.select, ignore=args.ignore)
+    _attach_snapshot(report, snap, "live")
+    _emit(report, args.format, out)
+    return exit_code(report, args.fail_on)
+
+
+def _attach_snapshot(report: Any, snap: Any, mode: Literal["live", "snapshot"]) -> None:
+    """Target, hardware and what the collector could not read, onto a report."""
+    from advisor.report import Skipped, Target
+
+    t = snap.target
+    report.target = Target(
+        server_version=t.server_version,
+        server_version_num=t.server_version_num,
+        host=t.host,
+        database=t.database,
+        collected_at=snap.collected_at,
+        mode=mode,
+    )
+    report.hardware = snap.hardware.to_report()
+    report.skipped += [Skipped("collect", f"{s.what}: {s.reason}") for s in snap.skipped]
+
+
 def _collect(args: argparse.Namespace) -> Any:
     """A live snapshot; connection failures become ConnectFailed (exit 3)."""
     from advisor.collect import CollectError, collect, parse_size
@@ -207,7 +312,19 @@ def _collect(args: argparse.Namespace) -> Any:
 def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     from advisor.snapshot import SnapshotError
 
+    if args.explain_top < 0:
+        raise UsageError("--explain-top must be 0 or more")
     snap = _collect(args)
+    if args.explain_top:
+        from advisor.collect import CollectError
+        from advisor.collect.explain import explain_top
+
+        try:
+            explain_top(
+                args.dsn, snap, args.explain_top, statement_timeout_ms=args.statement_timeout
+            )
+        except CollectError as exc:
+            raise ConnectFailed(str(exc)) from None
     try:
         snap.save(args.output)
     except SnapshotError as exc:
@@ -215,7 +332,7 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     skipped = f", {len(snap.skipped)} items not collected (see 'skipped')" if snap.skipped else ""
     print(
         f"Wrote {args.output}: {snap.target.server_version}, {len(snap.settings)} settings, "
-        f"{len(snap.statements)} statements{skipped}.",
+        f"{len(snap.statements)} statements, {len(snap.plans)} plans{skipped}.",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -246,7 +363,7 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
         from advisor.snapshot import facts_from_snapshot
 
         facts = facts_from_snapshot(snap)
-        facts.plans = plans
+        facts.plans = facts.plans + plans  # plans captured by collect --explain-top first
     report = engine.analyse(facts, select=args.select, ignore=args.ignore)
     if snap is not None:
         t = snap.target
@@ -310,7 +427,7 @@ def run(
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     if args.command == "explain":
-        return _analyse_plans(args, args.files or ["-"], stdin, out)
+        return _cmd_explain(args, stdin, out)
     if args.command == "report":
         return _cmd_report(args, stdin, out)
     if args.command == "collect":

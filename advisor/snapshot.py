@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -224,6 +224,16 @@ class BgWorker(_Model):
     core: bool  # logical replication launcher/workers, parallel apply workers
 
 
+class CapturedPlan(_Model):
+    """One EXPLAIN (FORMAT JSON) document captured live (`collect --explain-top`), with the
+    pg_stat_statements entry it explains. `generic`: planned with EXPLAIN (GENERIC_PLAN)."""
+
+    queryid: int | None = None
+    query: str
+    generic: bool = False
+    document: dict[str, Any]
+
+
 class SkippedItem(_Model):
     what: str
     reason: str
@@ -246,6 +256,7 @@ class Snapshot(_Model):
     statements_info: StatementsInfo | None = None
     statements: list[StatementStat] = Field(default_factory=list)
     bgworkers: list[BgWorker] = Field(default_factory=list)
+    plans: list[CapturedPlan] = Field(default_factory=list)
     skipped: list[SkippedItem] = Field(default_factory=list)
 
     # -- conveniences ---------------------------------------------------------------------------
@@ -335,11 +346,21 @@ def load(path: str | Path) -> Snapshot:
 
 
 def facts_from_snapshot(snap: Snapshot) -> Facts:
-    """The engine's view of a snapshot. Today: settings (name -> pg_settings.setting) and the
-    server version; the other facts wait for Facts fields (see the collector's notes)."""
+    """The engine's view of a snapshot. Today: settings (name -> pg_settings.setting), the
+    server version and the plans captured by `collect --explain-top` (source "statement
+    <queryid>"); the other facts wait for Facts fields (see the collector's notes)."""
     from advisor.engine import Facts
+    from advisor.plan import Plan, build_plan
 
+    plans: list[Plan] = []
+    for captured in snap.plans:
+        source = f"statement {captured.queryid}" if captured.queryid is not None else "statement"
+        try:
+            plans.append(build_plan(captured.document, source=source))
+        except (ValueError, TypeError, AttributeError):  # a hand-edited snapshot
+            continue
     return Facts(
+        plans=plans,
         settings={name: s.setting for name, s in snap.settings.items() if s.setting is not None},
         server_version_num=snap.target.server_version_num,
         snapshot=snap,
