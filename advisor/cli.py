@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot nor --plan is given), on a saved snapshot, and/or on EXPLAIN plans.",
     )
     rep.add_argument("snapshot", nargs="?", metavar="SNAPSHOT", help="a file from advisor collect")
+    rep.add_argument(
+        "--apply-script",
+        metavar="FILE",
+        help="write the recommendations as SQL grouped by restart/reload/session (never run)",
+    )
     _add_connection_options(rep)
     rep.add_argument(
         "--plan",
@@ -378,6 +383,14 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
         report.hardware = snap.hardware.to_report()
         # What the collector could not read is part of what was not checked.
         report.skipped += [Skipped("collect", f"{s.what}: {s.reason}") for s in snap.skipped]
+    if args.apply_script:
+        from advisor.recommend import render_apply_script
+
+        try:
+            with open(args.apply_script, "w", encoding="utf-8") as fh:
+                fh.write(render_apply_script(report.recommendations))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.apply_script}: {exc.strerror or exc}") from None
     _emit(report, args.format, out)
     return exit_code(report, args.fail_on)
 

@@ -399,7 +399,12 @@ def analyse(facts: Facts, *, select: Iterable[str] = (), ignore: Iterable[str] =
     """A full report for `facts`: plan summaries, findings, skipped rules."""
     report = Report()
     report.plans = [summarize(p) for p in facts.plans]
-    return run(facts, report, select=select, ignore=ignore)
+    run(facts, report, select=select, ignore=ignore)
+    if facts.snapshot is not None:  # recommendations need server facts; offline stays lean
+        from advisor.recommend import recommend
+
+        report.recommendations = recommend(facts, report.findings)
+    return report
 
 
 def iter_placeholders(template: str) -> Iterator[str]:

@@ -91,6 +91,14 @@ def to_text(report: Report, out: IO[str] | None = None, *, width: int | None = N
         console.print(escape(_wrap("fix: " + f.fix, cols)).replace("fix:", "[bold]fix:[/]", 1))
         console.print(f"[dim]  docs: {escape(f.docs)}[/]")
         console.print()
+    if report.recommendations:
+        console.print("[bold]Recommendations[/]  [dim](--apply-script FILE writes them as SQL)[/]")
+        for r in report.recommendations:
+            because = f" [{', '.join(r.because)}]" if r.because else ""
+            line = f"{r.name} = {r.recommended}   (now {r.current}; {r.requires}){because}"
+            console.print(escape(_wrap(line, cols)))
+            console.print(escape(_wrap(r.formula, cols, "      ")), style="dim")
+        console.print()
     for e in report.errors:
         console.print(f"[red]error[/] {escape(e.source)}: {escape(e.message)}")
     console.print(escape(_counts(report)), style="bold")
@@ -155,6 +163,30 @@ def to_markdown(report: Report) -> str:
                 "**Fix:** " + _md_text(f.fix),
                 "",
                 f"<details><summary>evidence</summary>\n\n{_evidence_md(f)}\n\n</details>",
+                "",
+            ]
+    if report.recommendations:
+        lines += [
+            "## Recommendations",
+            "",
+            "| setting | scope | now | recommended | needs | because |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_md_escape(r.name)} | {_md_escape(r.scope)} | {_md_escape(str(r.current))} "
+            f"| {_md_escape(r.recommended)} | {r.requires} | {', '.join(r.because)} |"
+            for r in report.recommendations
+        ]
+        lines.append("")
+        for r in report.recommendations:
+            lines += [
+                f"<details><summary>{r.name}: formula</summary>",
+                "",
+                r.formula,
+                "",
+                f"```sql\n{r.apply}\n```",
+                "",
+                "</details>",
                 "",
             ]
     if report.errors:

@@ -1,0 +1,457 @@
+"""Recommended values for the server-wide budgets, with the arithmetic written out.
+
+`recommend(facts, findings)` turns a snapshot (live or saved) into `Recommendation`s: each one
+names the value, what applying it needs (restart, reload, new sessions), the rule codes of the
+findings it answers, and a formula with the actual numbers and the evidence behind them (cores
+and where they came from, RAM, observed peak connections, current values and their source).
+Formulas follow knowledge/parallel-query.md §6 (PGTune, timescaledb-tune, the PostgreSQL wiki's
+(2 x cores) + spindles) and §6.7 (memory). A value that depends on the cores is never given when
+the cores are unknown. Pure: no I/O. `render_apply_script` writes the SQL, never runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from advisor.checks.base import format_bytes
+from advisor.checks.server import _bytes, _cores, _memory, _num, source_text
+from advisor.engine import Facts
+from advisor.report import Finding, Recommendation, Requires
+
+MB = 1024**2
+NODES_PER_QUERY = 2  # sort/hash nodes per query in the worst-case memory budget (PQ006's)
+WORK_MEM_FLOOR_MB = 4
+MIN_CONNECTIONS = 20
+SERVER = "server (ALTER SYSTEM)"
+
+
+MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activity
+
+
+def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
+    """Recommended settings for the snapshot in `facts` (none without a snapshot)."""
+    if facts.snapshot is None or facts.settings is None:
+        return []
+    fired: dict[str, Finding] = {}
+    for f in findings:
+        fired.setdefault(f.rule, f)
+    return _Advisor(facts, fired).run()
+
+
+class _Advisor:
+    def __init__(self, facts: Facts, fired: dict[str, Finding]) -> None:
+        self.facts = facts
+        self.fired = fired
+        self.recs: list[Recommendation] = []
+        hw = _cores(facts)
+        self.cores: float | None = hw[0] if hw else None
+        self.cores_text = f"cores = {hw[0]:g} ({hw[1]})" if hw else ""
+        self.peaks = facts.snapshot.activity_peaks() if facts.snapshot is not None else None
+        # max_connections once the recommendations are applied (never the lower of the two:
+        # work_mem is sized for the larger, so a reload before the restart is still safe)
+        self.connections_after = _num(facts, "max_connections")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def current(self, name: str) -> str:
+        """'4 (the built-in default)' — the value and where it came from."""
+        value = _num(self.facts, name)
+        shown = f"{value:g}" if value is not None else "unknown"
+        return f"{shown} ({source_text(self.facts, name)})"
+
+    def requires(self, name: str) -> Requires:
+        snap = self.facts.snapshot
+        fact = snap.settings.get(name) if snap is not None else None
+        return "restart" if fact is not None and fact.context == "postmaster" else "reload"
+
+    def because(self, *codes: str) -> list[str]:
+        return sorted(c for c in codes if c in self.fired)
+
+    def add_setting(
+        self, name: str, recommended: float, formula: str, because: list[str], sql_value: str = ""
+    ) -> None:
+        current = _num(self.facts, name)
+        if current is not None and current == recommended:
+            return
+        value = sql_value or f"{recommended:g}"
+        self.recs.append(
+            Recommendation(
+                kind="setting",
+                name=name,
+                scope=SERVER,
+                current=self.facts.settings.get(name) if self.facts.settings else None,
+                recommended=value,
+                requires=self.requires(name),
+                because=because,
+                formula=formula,
+                apply=f"ALTER SYSTEM SET {name} = {value};",
+            )
+        )
+
+    # -- the recommendations ---------------------------------------------------------------------
+
+    def run(self) -> list[Recommendation]:
+        pool = self.parallel_workers()
+        self.worker_processes(pool)
+        self.per_gather(pool)
+        self.maintenance_workers()
+        self.connections(pool)
+        self.work_mem(pool)
+        self.superuser_slots()
+        return self.recs
+
+    def parallel_workers(self) -> float | None:
+        """max_parallel_workers = cores (PGTune, timescaledb-tune); returns the pool in effect
+        after the recommendations (the current one when the cores are unknown)."""
+        current = _num(self.facts, "max_parallel_workers")
+        if self.cores is None:
+            return current
+        pool = float(max(1, math.floor(self.cores)))
+        self.add_setting(
+            "max_parallel_workers",
+            pool,
+            f"max_parallel_workers = floor(cores) = {pool:g}, one parallel worker per core "
+            f"(PGTune, timescaledb-tune); {self.cores_text}; current "
+            f"{self.current('max_parallel_workers')}; max_worker_processes is sized to hold it",
+            self.because("PQ002", "PQ003", "PQ005", "PQ010"),
+        )
+        return pool
+
+    def reserved_workers(self) -> tuple[float, str]:
+        """Slots of max_worker_processes that are not parallel workers: the logical replication
+        launcher, every logical replication worker when a subscription runs (any may start),
+        and each extension background worker seen."""
+        snap = self.facts.snapshot
+        assert snap is not None
+        lr_max = _num(self.facts, "max_logical_replication_workers") or 0
+        total = 0.0
+        parts: list[str] = []
+        if lr_max > 0:
+            total += 1
+            parts.append("1 logical replication launcher")
+        lr_seen = sum(
+            w.count
+            for w in snap.bgworkers
+            if w.core and w.backend_type != "logical replication launcher"
+        )
+        if lr_seen:
+            n = max(lr_max, lr_seen)
+            total += n
+            parts.append(
+                f"{n:g} logical replication workers (a subscription runs; {lr_seen} seen, "
+                f"max_logical_replication_workers = {lr_max:g} may start)"
+            )
+        for w in snap.bgworkers:
+            if not w.core:
+                total += w.count
+                parts.append(f"{w.count} {w.backend_type} (extension worker seen)")
+        return total, " + ".join(parts) or "none"
+
+    def worker_processes(self, pool: float | None) -> None:
+        current = _num(self.facts, "max_worker_processes")
+        if pool is None or current is None:
+            return
+        reserved, parts = self.reserved_workers()
+        want = pool + reserved + 1
+        if current >= want:
+            return  # enough; never lower a restart-level budget for its own sake
+        self.add_setting(
+            "max_worker_processes",
+            want,
+            f"max_worker_processes >= max_parallel_workers {pool:g} + other background workers "
+            f"{reserved:g} ({parts}) + 1 headroom = {want:g}; current "
+            f"{self.current('max_worker_processes')}",
+            self.because("PQ002", "PQ003", "PQ004", "PQ010"),
+        )
+
+    def per_gather(self, pool: float | None) -> None:
+        if self.cores is None:
+            return
+        cores = self.cores
+        baseline = min(4, math.ceil(cores / 2))
+        formula = f"min(4, ceil(cores / 2)) = min(4, ceil({cores:g} / 2)) = {baseline} (PGTune)"
+        value = baseline
+        peaks = self.peaks
+        if peaks is not None and peaks.active >= 2 and peaks.active * (1 + baseline) > cores:
+            fit = max(0, math.floor(cores / peaks.active) - 1)
+            value = min(baseline, fit)
+            formula += (
+                f", lowered so that peak active queries x (1 + per_gather) <= cores: "
+                f"{peaks.active} x (1 + {value}) = {peaks.active * (1 + value)} <= {cores:g} "
+                f"(peak of {peaks.samples} pg_stat_activity samples over {peaks.seconds:.1f} s)"
+            )
+        if pool is not None and value > pool:
+            value = int(pool)
+            formula += f", capped at max_parallel_workers {pool:g}"
+        overrides = self.overrides("max_parallel_workers_per_gather")
+        note = ""
+        if overrides:
+            note = (
+                "; per-role values may be higher for analytic roles (ALTER ROLE ... SET), "
+                "up to max_parallel_workers"
+            )
+        self.add_setting(
+            "max_parallel_workers_per_gather",
+            float(value),
+            f"max_parallel_workers_per_gather = {formula}; {self.cores_text}; current "
+            f"{self.current('max_parallel_workers_per_gather')}{note}",
+            self.because("PQ002", "PQ005", "PQ010", "CN007"),
+        )
+        if pool is None:
+            return
+        for where, kind, scope, apply_prefix, raw in overrides:
+            try:
+                mine = float(raw)
+            except ValueError:
+                continue
+            if mine <= pool:
+                continue
+            self.recs.append(
+                Recommendation(
+                    kind=kind,  # type: ignore[arg-type]
+                    name="max_parallel_workers_per_gather",
+                    scope=scope,
+                    current=raw,
+                    recommended=f"{pool:g}",
+                    requires="session",
+                    because=self.because("PQ002", "PQ005"),
+                    formula=(
+                        f"{where}: max_parallel_workers_per_gather {raw} > max_parallel_workers "
+                        f"{pool:g}: a Gather never gets more workers than the pool, so cap it at "
+                        f"{pool:g} (higher than the server-wide value is fine for analytic roles)"
+                    ),
+                    apply=f"{apply_prefix} SET max_parallel_workers_per_gather = {pool:g};",
+                )
+            )
+
+    def overrides(self, name: str) -> list[tuple[str, str, str, str, str]]:
+        """(where, kind, scope, ALTER prefix, value) of ALTER ROLE / DATABASE ... SET name."""
+        snap = self.facts.snapshot
+        assert snap is not None
+        out = []
+        for s in snap.role_db_settings:
+            if s.name != name or (s.role is None and s.database is None):
+                continue
+            if s.role is not None:
+                prefix = f"ALTER ROLE {_ident(s.role)}"
+                where = f"role {s.role}"
+                if s.database is not None:
+                    prefix += f" IN DATABASE {_ident(s.database)}"
+                    where += f" in database {s.database}"
+                out.append((where, "role_setting", where, prefix, s.value))
+            else:
+                assert s.database is not None
+                where = f"database {s.database}"
+                prefix = f"ALTER DATABASE {_ident(s.database)}"
+                out.append((where, "database_setting", where, prefix, s.value))
+        return out
+
+    def maintenance_workers(self) -> None:
+        if self.cores is None:
+            return
+        value = min(4, math.ceil(self.cores / 2))
+        self.add_setting(
+            "max_parallel_maintenance_workers",
+            float(value),
+            f"max_parallel_maintenance_workers = min(4, ceil(cores / 2)) = min(4, "
+            f"ceil({self.cores:g} / 2)) = {value} (PGTune); {self.cores_text}; current "
+            f"{self.current('max_parallel_maintenance_workers')}",
+            [],
+        )
+
+    def work_mem(self, pool: float | None) -> None:
+        mem = _memory(self.facts)
+        conns = self.connections_after
+        shared = _bytes(self.facts, "shared_buffers", "8kB")
+        current = _bytes(self.facts, "work_mem", "kB")
+        multiplier = _num(self.facts, "hash_mem_multiplier") or 1.0
+        if mem is None or conns is None or shared is None or current is None or pool is None:
+            return
+        ram, ram_how = mem
+        processes = conns + pool
+        budget = (ram - shared) / (processes * NODES_PER_QUERY * multiplier)
+        value_mb = _round_mb(budget / MB)
+        floor_note = ""
+        if budget / MB < WORK_MEM_FLOOR_MB:
+            floor_note = (
+                f"; the budget is below the {WORK_MEM_FLOOR_MB}MB floor: fewer connections "
+                "(a pooler) is the real fix"
+            )
+        value = value_mb * MB
+        lower = current > value
+        hardware_blind = (
+            source_text(self.facts, "work_mem") == "the built-in default" and value >= 2 * current
+        )
+        if not (lower or hardware_blind):
+            return
+        self.recs.append(
+            Recommendation(
+                kind="setting",
+                name="work_mem",
+                scope=SERVER,
+                current=format_bytes(current),
+                recommended=f"{value_mb}MB",
+                requires=self.requires("work_mem"),
+                because=self.because("PQ006") if lower else [],
+                formula=(
+                    f"work_mem budget = (RAM - shared_buffers) / ((max_connections + "
+                    f"max_parallel_workers) x nodes_per_query x hash_mem_multiplier) = "
+                    f"({format_bytes(ram)} - {format_bytes(shared)}) / (({conns:g} + {pool:g}) "
+                    f"x {NODES_PER_QUERY} x {multiplier:g}) = {format_bytes(budget)}, rounded "
+                    f"down to {value_mb}MB (floor {WORK_MEM_FLOOR_MB}MB); the budget counts "
+                    f"every parallel worker as a process with its own work_mem and hash nodes "
+                    f"at work_mem x hash_mem_multiplier; RAM {ram_how}; current "
+                    f"{format_bytes(current)} ({source_text(self.facts, 'work_mem')})"
+                    f"{floor_note}"
+                ),
+                apply=f"ALTER SYSTEM SET work_mem = '{value_mb}MB';",
+            )
+        )
+
+    def connections(self, pool: float | None) -> None:
+        conns = _num(self.facts, "max_connections")
+        peaks = self.peaks
+        if conns is None or peaks is None:
+            return
+        cn001, cn002 = "CN001" in self.fired, "CN002" in self.fired
+        if not (cn001 or cn002):
+            return
+        su = _num(self.facts, "superuser_reserved_connections") or 0
+        reserved = _num(self.facts, "reserved_connections") or 0
+        clients = max(MIN_CONNECTIONS, math.ceil(peaks.client_backends * 1.25))
+        value = clients + su + reserved
+        # Lowering max_connections on a short sample would cut off clients the sample missed:
+        # only lower it after a window long enough to have seen the busy moments.
+        long_enough = peaks.seconds >= MIN_LOWERING_WINDOW_S
+        if (cn002 and value < conns and long_enough) or (cn001 and value > conns):
+            self.connections_after = max(conns, value)
+            pooler = ""
+            if cn002:
+                evidence = self.fired["CN002"].evidence
+                pooler = (
+                    f"; only with a pooler in front: active connections target = (2 x cores) + "
+                    f"spindles = {evidence.get('target')} on {_g(evidence.get('cores'))} cores "
+                    f"({evidence.get('cores_how')})"
+                )
+            codes = ["CN001", "CN002"]
+            if value < conns and pool is not None and self.memory_fits(value + pool):
+                codes.append("PQ006")  # fewer connections bring the worst case within RAM
+            self.add_setting(
+                "max_connections",
+                value,
+                f"max_connections = max({MIN_CONNECTIONS}, ceil(peak client backends "
+                f"{peaks.client_backends} x 1.25)) + superuser_reserved_connections {su:g} + "
+                f"reserved_connections {reserved:g} = {value:g} (peak of {peaks.samples} "
+                f"pg_stat_activity samples over {peaks.seconds:.1f} s; never below the observed "
+                f"peak); current {self.current('max_connections')}{pooler}",
+                self.because(*codes),
+            )
+        if cn002:
+            target = self.fired["CN002"].evidence.get("target")
+            self.recs.append(
+                Recommendation(
+                    kind="pgbouncer",
+                    name="default_pool_size",
+                    scope="pgbouncer.ini [pgbouncer]",
+                    current=None,
+                    recommended=str(target),
+                    requires="none",
+                    because=["CN002"],
+                    formula=(
+                        f"a connection pooler (transaction mode) with default_pool_size = "
+                        f"(2 x cores) + spindles = {target} server connections per database/user "
+                        f"(PostgreSQL wiki, Number Of Database Connections); cores "
+                        f"{_g(self.fired['CN002'].evidence.get('cores'))} "
+                        f"({self.fired['CN002'].evidence.get('cores_how')})"
+                    ),
+                    apply=f"pool_mode = transaction\ndefault_pool_size = {target}",
+                )
+            )
+
+    def memory_fits(self, processes: float) -> bool:
+        """PQ006's worst case with `processes` backends and the current work_mem fits RAM."""
+        mem = _memory(self.facts)
+        shared = _bytes(self.facts, "shared_buffers", "8kB")
+        work_mem = _bytes(self.facts, "work_mem", "kB")
+        multiplier = _num(self.facts, "hash_mem_multiplier") or 1.0
+        if mem is None or shared is None or work_mem is None:
+            return False
+        return processes * work_mem * multiplier * NODES_PER_QUERY <= mem[0] - shared
+
+    def superuser_slots(self) -> None:
+        if "CN006" not in self.fired:
+            return
+        self.add_setting(
+            "superuser_reserved_connections",
+            3,
+            f"superuser_reserved_connections = 3 (the built-in default) so an administrator "
+            f"can connect when the ordinary slots are full; current "
+            f"{self.current('superuser_reserved_connections')}",
+            ["CN006"],
+        )
+
+
+def _g(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
+def _round_mb(mb: float) -> int:
+    """Round down to a power of two or 1.5x one (4, 6, 8, 12, 16, 24, ...), at least the floor."""
+    best = WORK_MEM_FLOOR_MB
+    step = WORK_MEM_FLOOR_MB
+    while step <= mb:
+        best = step
+        if step * 1.5 <= mb:
+            best = int(step * 1.5)
+        step *= 2
+    return best
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- the apply script -----------------------------------------------------------------------------
+
+_GROUPS = (
+    ("restart", "-- needs restart (postmaster settings: take effect after the server restarts)"),
+    ("reload", "-- reload (SELECT pg_reload_conf())"),
+    ("session", "-- session/role (takes effect for new sessions)"),
+)
+
+
+def _comment(text: str) -> list[str]:
+    return [f"-- {line}" if line else "--" for line in text.splitlines()]
+
+
+def render_apply_script(recs: Iterable[Recommendation]) -> str:
+    """The recommendations as SQL, grouped by what they need; never executed by the advisor."""
+    recs = list(recs)
+    lines = [
+        "-- pg-parallel-advisor apply script. Review every statement before running it:",
+        "-- the advisor never runs this script. Run it as a superuser (ALTER SYSTEM).",
+    ]
+    for requires, heading in _GROUPS:
+        group = [
+            r for r in recs if r.kind not in ("pgbouncer", "pgpool") and r.requires == requires
+        ]
+        if not group:
+            continue
+        lines += ["", heading]
+        for r in group:
+            because = f" [{', '.join(r.because)}]" if r.because else ""
+            lines += _comment(f"{r.name} ({r.scope}){because}: {r.formula}")
+            lines.append(r.apply)
+        if requires == "reload":
+            lines.append("SELECT pg_reload_conf();")
+        elif requires == "restart":
+            lines.append("-- then restart the server, e.g. pg_ctl restart -D $PGDATA")
+    poolers = [r for r in recs if r.kind in ("pgbouncer", "pgpool")]
+    if poolers:
+        lines += ["", "-- pooler configuration (not SQL; put these in the pooler's file)"]
+        for r in poolers:
+            lines += _comment(f"{r.scope}{' [' + ', '.join(r.because) + ']' if r.because else ''}")
+            lines += _comment(r.formula)
+            lines += _comment(r.apply)
+    return "\n".join(lines) + "\n"

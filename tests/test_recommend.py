@@ -1,0 +1,278 @@
+"""Recommendations on the real sample snapshots: values follow the formulas for each snapshot's
+cores and memory, nothing core-based without cores, the apply script groups and parses; and on
+a real server the reload-level statements of the apply script make the findings go away."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pglast
+import pytest
+
+from advisor import render
+from advisor.engine import Facts, analyse
+from advisor.pgserver import PgServer
+from advisor.recommend import recommend, render_apply_script
+from advisor.report import Recommendation, Report
+from advisor.snapshot import HardwareFact, RoleDbSetting, Snapshot, facts_from_snapshot
+
+SAMPLES = Path(__file__).parent.parent / "sample_snapshots"
+SNAPSHOTS = sorted(SAMPLES.glob("*.json"))
+RESTART = {"max_worker_processes", "max_connections", "superuser_reserved_connections"}
+CORE_BASED = {
+    "max_parallel_workers",
+    "max_parallel_workers_per_gather",
+    "max_parallel_maintenance_workers",
+    "default_pool_size",
+}
+GiB = 1024**3
+MiB = 1024**2
+
+
+def report_for(snap: Snapshot) -> Report:
+    return analyse(facts_from_snapshot(snap))
+
+
+def by_name(report: Report) -> dict[str, Recommendation]:
+    return {r.name: r for r in report.recommendations if r.kind in ("setting", "pgbouncer")}
+
+
+def setting(snap: Snapshot, name: str) -> float:
+    value = snap.setting(name)
+    assert value is not None
+    return float(value)
+
+
+def sections(script: str) -> dict[str, list[str]]:
+    """Statements of the apply script under each heading (needs restart / reload / session)."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in script.splitlines():
+        if line.startswith("-- needs restart"):
+            current = "restart"
+        elif line.startswith("-- reload"):
+            current = "reload"
+        elif line.startswith("-- session/role"):
+            current = "session"
+        elif line.startswith("-- pooler"):
+            current = "pooler"
+        elif line and not line.startswith("--"):
+            out.setdefault(current, []).append(line)
+    return out
+
+
+@pytest.mark.parametrize("path", SNAPSHOTS, ids=lambda p: p.stem)
+def test_values_follow_the_formulas(path: Path) -> None:
+    snap = Snapshot.load(path)
+    report = report_for(snap)
+    recs = by_name(report)
+    cores = snap.hardware.cores
+    assert cores is not None and snap.hardware.memory_bytes is not None
+    fired = {f.rule for f in report.findings}
+
+    pool = float(math.floor(cores))
+    if "max_parallel_workers" in recs:
+        assert float(recs["max_parallel_workers"].recommended) == pool
+    else:
+        assert setting(snap, "max_parallel_workers") == pool
+
+    maint = min(4, math.ceil(cores / 2))
+    if "max_parallel_maintenance_workers" in recs:
+        assert float(recs["max_parallel_maintenance_workers"].recommended) == maint
+    else:
+        assert setting(snap, "max_parallel_maintenance_workers") == maint
+
+    gather = min(4, math.ceil(cores / 2))
+    peaks = snap.activity_peaks()
+    assert peaks is not None
+    if peaks.active >= 2 and peaks.active * (1 + gather) > cores:
+        gather = min(gather, max(0, math.floor(cores / peaks.active) - 1))
+        rec = recs["max_parallel_workers_per_gather"]
+        assert f"{peaks.active} x (1 + {gather})" in rec.formula
+        assert "CN007" in rec.because
+    if "max_parallel_workers_per_gather" in recs:
+        assert float(recs["max_parallel_workers_per_gather"].recommended) == gather
+    else:
+        assert setting(snap, "max_parallel_workers_per_gather") == gather
+
+    # The worker budget holds the pool, every other worker seen, and one slot of headroom.
+    processes = float(
+        recs["max_worker_processes"].recommended
+        if "max_worker_processes" in recs
+        else setting(snap, "max_worker_processes")
+    )
+    assert processes >= pool + sum(w.count for w in snap.bgworkers) + 1
+
+    # work_mem: (RAM - shared_buffers) / ((connections + pool) x 2 x hash_mem_multiplier).
+    if "work_mem" in recs:
+        conns = setting(snap, "max_connections")
+        if "max_connections" in recs:
+            conns = max(conns, float(recs["max_connections"].recommended))
+        shared = setting(snap, "shared_buffers") * 8192
+        multiplier = setting(snap, "hash_mem_multiplier")
+        budget = (snap.hardware.memory_bytes - shared) / ((conns + pool) * 2 * multiplier)
+        value = int(recs["work_mem"].recommended.removesuffix("MB"))
+        assert max(4, budget / MiB / 1.5) <= value <= max(4, budget / MiB)
+        assert recs["work_mem"].requires == "reload"
+        assert "hash_mem_multiplier" in recs["work_mem"].formula
+
+    for rec in report.recommendations:
+        assert set(rec.because) <= fired
+        if rec.name in CORE_BASED:
+            assert f"{cores:g}" in rec.formula and "given with --cores" in rec.formula
+        if rec.current is not None and rec.kind == "setting" and rec.name != "work_mem":
+            assert float(rec.current) != float(rec.recommended)
+
+
+def test_misbudgeted_server_gets_the_worker_and_connection_budget() -> None:
+    snap = Snapshot.load(SAMPLES / "misbudgeted_pg18.json")
+    recs = by_name(report_for(snap))
+    mwp = recs["max_worker_processes"]
+    # pool 2 + launcher 1 + 4 logical replication workers (a subscription runs) + 1 headroom
+    assert mwp.recommended == "8" and mwp.requires == "restart"
+    assert {"PQ003", "PQ004"} <= set(mwp.because)
+    assert "a subscription runs" in mwp.formula
+    assert recs["max_parallel_workers"].recommended == "2"
+    assert set(recs["max_parallel_workers"].because) == {"PQ002", "PQ003", "PQ005"}
+    assert recs["max_parallel_workers_per_gather"].recommended == "1"
+    # One second of samples is too short to lower max_connections: clients may be missed.
+    assert "max_connections" not in recs
+    assert recs["default_pool_size"].recommended == "4"  # 2 x 2 cores + 0 spindles
+    assert recs["superuser_reserved_connections"].recommended == "3"
+    assert "work_mem" not in recs  # the budget is below the 4MB floor: connections are the fix
+
+
+def test_max_connections_lowered_only_after_a_long_sample() -> None:
+    snap = Snapshot.load(SAMPLES / "misbudgeted_pg18.json")
+    samples = snap.activity_samples
+    # The same observations spread over five minutes, as `--sample 300` would take them.
+    spread = [
+        x.model_copy(update={"t": i * 300.0 / (len(samples) - 1)}) for i, x in enumerate(samples)
+    ]
+    recs = by_name(report_for(snap.model_copy(update={"activity_samples": spread})))
+    conns = recs["max_connections"]
+    # no clients seen: max(20, ceil(0 x 1.25)) + 0 superuser slots + 0 reserved
+    assert conns.recommended == "20" and conns.requires == "restart"
+    assert set(conns.because) == {"CN002", "PQ006"} and "pooler" in conns.formula
+
+
+def test_busy_server_never_below_the_observed_peak() -> None:
+    snap = Snapshot.load(SAMPLES / "busy_pg18.json")
+    recs = by_name(report_for(snap))
+    conns = recs["max_connections"]
+    # 19 client backends at peak: ceil(19 x 1.25) = 24, + 3 superuser slots
+    assert conns.recommended == "27" and conns.because == ["CN001"]
+    assert "peak client backends 19" in conns.formula
+
+
+@pytest.mark.parametrize("path", SNAPSHOTS, ids=lambda p: p.stem)
+def test_no_core_based_value_when_cores_unknown(path: Path) -> None:
+    snap = Snapshot.load(path)
+    blind = snap.model_copy(update={"hardware": HardwareFact()})
+    report = report_for(blind)
+    assert not {r.name for r in report.recommendations} & CORE_BASED
+    for rec in report.recommendations:
+        assert "cores" not in rec.formula.replace("cores_", "")
+        assert "RAM" not in rec.formula or rec.name == "work_mem"
+    # Nothing about memory either: work_mem needs RAM.
+    assert "work_mem" not in {r.name for r in report.recommendations}
+
+
+def test_no_snapshot_no_recommendations() -> None:
+    assert recommend(Facts(), []) == []
+    assert analyse(Facts()).recommendations == []
+
+
+def test_role_overrides_are_capped_at_the_pool() -> None:
+    snap = Snapshot.load(SAMPLES / "defaults_2cores_pg18.json")
+    roles = [
+        RoleDbSetting(
+            role='ana"lyst', database=None, name="max_parallel_workers_per_gather", value="8"
+        ),
+        RoleDbSetting(role=None, database="dw", name="max_parallel_workers_per_gather", value="2"),
+    ]
+    report = report_for(snap.model_copy(update={"role_db_settings": roles}))
+    per_role = [r for r in report.recommendations if r.kind == "role_setting"]
+    assert len(per_role) == 1  # the database's 2 fits the pool of 2
+    rec = per_role[0]
+    assert rec.requires == "session" and rec.recommended == "2"
+    assert rec.apply == 'ALTER ROLE "ana""lyst" SET max_parallel_workers_per_gather = 2;'
+    server = by_name(report)["max_parallel_workers_per_gather"]
+    assert "analytic roles" in server.formula
+    script = render_apply_script(report.recommendations)
+    assert sections(script)["session"] == [rec.apply]
+    pglast.parse_sql(script)
+
+
+@pytest.mark.parametrize("path", SNAPSHOTS, ids=lambda p: p.stem)
+def test_apply_script_groups_and_parses(path: Path) -> None:
+    report = report_for(Snapshot.load(path))
+    script = render_apply_script(report.recommendations)
+    assert script.startswith("-- pg-parallel-advisor apply script. Review")
+    pglast.parse_sql(script)
+    groups = sections(script)
+    for rec in report.recommendations:
+        if rec.kind == "pgbouncer":
+            assert f"-- {rec.apply.splitlines()[0]}" in script.splitlines()
+            continue
+        assert rec.apply in groups[rec.requires]
+        assert pglast.parse_sql(rec.apply)
+        if rec.name in (
+            "max_worker_processes",
+            "max_connections",
+            "superuser_reserved_connections",
+        ):
+            assert rec.requires == "restart"
+        elif rec.kind == "setting":
+            assert rec.requires == "reload"
+    if groups.get("reload"):
+        assert groups["reload"][-1] == "SELECT pg_reload_conf();"
+    assert "pooler" not in groups  # pooler lines stay comments
+
+
+def test_json_report_carries_recommendations() -> None:
+    snap = Snapshot.load(SAMPLES / "tuned_8cores_pg18.json")
+    text = render.to_json(report_for(snap))
+    assert '"recommendations": [' in text and '"formula": "max_parallel_workers_per_gather' in text
+
+
+# -- a real server --------------------------------------------------------------------------------
+
+
+@pytest.mark.server
+def test_reload_statements_of_the_apply_script_quiet_the_findings(
+    make_pg: Callable[..., PgServer],
+) -> None:
+    from advisor.collect import collect
+
+    pg = make_pg(18, max_parallel_workers_per_gather=6, work_mem="64MB")
+    with pg.connect(autocommit=True) as c:
+        c.execute("ALTER SYSTEM SET max_parallel_workers = 4")
+        c.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)
+
+    before = analyse(facts_from_snapshot(collect(pg.dsn, cores=2, memory=4 * GiB)))
+    fired = {f.rule for f in before.findings}
+    assert {"PQ002", "PQ005", "PQ006"} <= fired, sorted(fired)
+    recs = by_name(before)
+    assert recs["max_parallel_workers"].recommended == "2"
+    assert recs["max_parallel_workers_per_gather"].recommended == "1"
+    # (4GB - 128MB) / ((100 + 2) x 2 x 2) = 9.7MB -> 8MB
+    assert recs["work_mem"].recommended == "8MB"
+    assert "PQ006" in recs["work_mem"].because
+
+    reload = sections(render_apply_script(before.recommendations))["reload"]
+    with pg.connect(autocommit=True) as c:
+        for statement in reload:
+            c.execute(statement)
+    time.sleep(0.3)
+
+    after = analyse(facts_from_snapshot(collect(pg.dsn, cores=2, memory=4 * GiB)))
+    left = {f.rule for f in after.findings}
+    assert not {"PQ002", "PQ005", "PQ006"} & left, sorted(left)
+    assert not {"max_parallel_workers", "max_parallel_workers_per_gather", "work_mem"} & set(
+        by_name(after)
+    )
