@@ -247,6 +247,8 @@ class Facts:
                 have.add("dbstats")
             if snap.statements_info is not None:
                 have.add("pgss")
+            if snap.catalog or snap.relations or snap.functions:
+                have.add("catalog")
         if self.plans:
             have.add("plan")
             if any(p.analyzed for p in self.plans):

@@ -234,6 +234,37 @@ class CapturedPlan(_Model):
     document: dict[str, Any]
 
 
+class RelationFact(_Model):
+    """One user relation from pg_class (relkind r, m, p or f), for the catalog rules."""
+
+    schema_name: str
+    name: str
+    relkind: str  # r table, m materialized view, p partitioned table, f foreign table
+    relpersistence: str = "p"  # p permanent, u unlogged, t temporary
+    blocks: int = 0  # main fork, current size (pg_relation_size / block_size)
+    reltuples: float | None = None  # -1 = never analysed (14+)
+    reloption_workers: int | None = None  # ALTER TABLE ... SET (parallel_workers = N)
+    fdw: str | None = None  # foreign tables: the foreign data wrapper's name
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema_name}.{self.name}"
+
+
+class FunctionFact(_Model):
+    """One function, procedure or aggregate outside the system schemas (pg_proc)."""
+
+    schema_name: str
+    name: str
+    identity: str  # regprocedure text, e.g. "public.risky_flag(numeric)"
+    proparallel: str  # s safe, r restricted, u unsafe
+    provolatile: str | None = None  # i immutable, s stable, v volatile
+    language: str | None = None
+    prokind: str | None = None  # f function, p procedure, a aggregate, w window
+    proconfig: list[str] | None = None
+    has_exception_block: bool = False  # plpgsql body matches EXCEPTION ... WHEN (a hint)
+
+
 class SkippedItem(_Model):
     what: str
     reason: str
@@ -257,6 +288,10 @@ class Snapshot(_Model):
     statements: list[StatementStat] = Field(default_factory=list)
     bgworkers: list[BgWorker] = Field(default_factory=list)
     plans: list[CapturedPlan] = Field(default_factory=list)
+    # Catalog facts (pg_class, pg_proc); `catalog` is True once both were read.
+    catalog: bool = False
+    relations: list[RelationFact] = Field(default_factory=list)
+    functions: list[FunctionFact] = Field(default_factory=list)
     skipped: list[SkippedItem] = Field(default_factory=list)
 
     # -- conveniences ---------------------------------------------------------------------------

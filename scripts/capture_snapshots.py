@@ -51,9 +51,47 @@ class Scenario:
     idle: int = 0
     idle_in_tx: int = 0
     active: int = 0
+    setup: tuple[str, ...] = ()  # SQL run as postgres before the workload
+    runs: tuple[Run, ...] = ()  # statements repeated before collecting (pg_stat_* counters)
     fires: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class Run:
+    """`query` run `times` times in one session of `user`, after `session` SETs; the session
+    is closed before collecting so its statistics reach pg_stat_database/pg_stat_statements."""
+
+    user: str
+    query: str
+    times: int
+    session: tuple[str, ...] = ()
+
+
+_EVENTS = (
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    "CREATE TABLE events AS SELECT g AS id, g % 100 AS grp, repeat('x', 40) AS pad "
+    "FROM generate_series(1, 200000) g",
+    "ANALYZE events",
+    "CREATE TABLE ledger AS SELECT * FROM events",
+    "ANALYZE ledger",
+    "CREATE ROLE app LOGIN",
+    "CREATE TABLE lookup AS SELECT g AS id, repeat('x', 40) AS pad FROM generate_series(1, 1000) g",
+    "ANALYZE lookup",
+    "GRANT SELECT ON lookup TO app",
+)
+_REPORT = Run(
+    "postgres",
+    "SELECT count(*) FROM ledger WHERE grp > 3",
+    20,
+    ("SET parallel_setup_cost = 0", "SET parallel_tuple_cost = 0"),
+)
+_LOOKUPS = Run("app", "SELECT pad FROM lookup WHERE id = 42", 600)
+_CHEAP_APP = (
+    "ALTER ROLE app SET parallel_setup_cost = 0",
+    "ALTER ROLE app SET parallel_tuple_cost = 0",
+    "ALTER ROLE app SET min_parallel_table_scan_size = 0",
+)
 
 SCENARIOS = [
     Scenario(
@@ -146,6 +184,26 @@ SCENARIOS = [
         active=3,
         quiet=("CN001", "CN003", "CN004", "CN005", "CN007", "PQ005"),
     ),
+    Scenario(
+        "catalog_pg18",
+        18,
+        {"max_parallel_workers": 0},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_EVENTS, "ALTER TABLE events SET (parallel_workers = 0)", *_CHEAP_APP),
+        runs=(_REPORT, _LOOKUPS),
+        fires=("PQ114", "PQ202", "PQ207"),
+    ),
+    Scenario(
+        "catalog_quiet_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=_EVENTS,
+        runs=(_REPORT, _LOOKUPS),
+        quiet=("PQ114", "PQ202", "PQ207"),
+    ),
 ]
 
 
@@ -222,6 +280,18 @@ def capture(sc: Scenario) -> tuple[Path, list[str]]:
             subscribe(pg)
         for _ in range(sc.connects):
             psycopg.connect(pg.dsn, autocommit=True).close()
+        with pg.connect(autocommit=True) as c:
+            for statement in sc.setup:
+                c.execute(statement)  # type: ignore[arg-type]
+        for run_ in sc.runs:
+            dsn = pg.dsn.replace("user=postgres", f"user={run_.user}")
+            with psycopg.connect(dsn, autocommit=True) as c:
+                for statement in run_.session:
+                    c.execute(statement)  # type: ignore[arg-type]
+                for _ in range(run_.times):
+                    c.execute(run_.query)  # type: ignore[arg-type]
+        if sc.runs:
+            time.sleep(0.3)
         if sc.alter_system:
             with pg.connect(autocommit=True) as c:
                 for name, value in sc.alter_system.items():
@@ -261,6 +331,16 @@ def readme() -> str:
         "`subscription`: a logical replication subscription between two databases of the same",
         "server, whose apply worker holds a max_worker_processes slot. `connects`: connect-and-",
         "disconnect cycles just before collecting.",
+        "",
+        "`catalog_pg18` / `catalog_quiet_pg18` (catalog and PG 18 worker-counter rules): database",
+        "postgres gets tables `events` and `ledger` (200,000 rows, about 15 MB each; in",
+        "`catalog_pg18` `events` has `ALTER TABLE events SET (parallel_workers = 0)`), table",
+        "`lookup` (1,000 rows) and role `app` (in `catalog_pg18` with `ALTER ROLE app SET`",
+        "parallel_setup_cost = 0, parallel_tuple_cost = 0, min_parallel_table_scan_size = 0).",
+        "Then postgres runs `SELECT count(*) FROM ledger WHERE grp > 3` 20 times with",
+        "parallel_setup_cost and parallel_tuple_cost 0 in its session, and app runs",
+        "`SELECT pad FROM lookup WHERE id = 42` 600 times; both sessions are closed before",
+        "collecting.",
         "",
         "| file | PG | server settings | ALTER SYSTEM | subscription | cores | memory | "
         "connects | idle / idle in tx / active | fires | quiet |",

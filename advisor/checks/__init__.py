@@ -6,6 +6,6 @@ workers), `runtime` (PQ2xx: what happened when it ran), `server` (PQ002-PQ006, P
 server-wide budgets of worker processes, cores, memory and connection slots).
 """
 
-from advisor.checks import eligibility, runtime, server, settings
+from advisor.checks import catalog, eligibility, runtime, server, settings
 
-__all__ = ["eligibility", "runtime", "server", "settings"]
+__all__ = ["catalog", "eligibility", "runtime", "server", "settings"]

@@ -445,8 +445,36 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
     read = reads[0]
     unsafe = [s for s in seen if s.kind == "unsafe"]
     user = [s for s in seen if s.kind == "user"]
+    resolved = _resolve_user(facts, user)
+    if resolved is not None:
+        user, confirmed = resolved
+        if not unsafe and not confirmed and not user:
+            return []  # every function the plan calls is PARALLEL SAFE in pg_proc
+    else:
+        confirmed = []
     parts = []
     fixes = []
+    if confirmed:
+        names = ", ".join(f"{c.seen.call.display}()" for c in confirmed)
+        lead = "Also certain" if unsafe else "Cause"
+        labels = "; ".join(c.text for c in confirmed)
+        parts.append(
+            f"{lead}: {names} in {_seen_at(confirmed[0].seen, read.node)}. pg_proc says {labels}. "
+            "An UNSAFE function anywhere keeps the whole statement serial (a RESTRICTED one "
+            "keeps the scan it filters in the leader)."
+        )
+        alters = " ".join(
+            f"ALTER FUNCTION {ident} PARALLEL SAFE;" for c in confirmed for ident in c.to_fix
+        )
+        fixes.append(
+            f"{alters} -- after checking it writes nothing and touches no temp tables, "
+            "sequences or session state; no restart, new plans pick it up."
+            + (
+                " Not for a PL/pgSQL body with an EXCEPTION block on 16 and older (PQ119)."
+                if any(c.exception_block for c in confirmed)
+                else ""
+            )
+        )
     if unsafe:
         names = ", ".join(f"{s.call.display}()" for s in unsafe)
         one = len(unsafe) == 1
@@ -461,7 +489,12 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
     if user:
         names = ", ".join(f"{s.call.display}()" for s in user)
         one = len(user) == 1
-        lead = "Also suspected" if unsafe else "Likely cause"
+        lead = "Also suspected" if unsafe or confirmed else "Likely cause"
+        why = (
+            "It was not found in this database's pg_proc, so it stays a suspicion"
+            if resolved is not None
+            else "Offline this is a suspicion"
+        )
         proname = (
             f"= '{user[0].call.name}'"
             if one
@@ -471,8 +504,8 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
             f"{lead}: {names} in {_seen_at(user[0], read.node)}. "
             f"{'It is not a built-in' if one else 'They are not built-ins'}, and a function "
             "created without a PARALLEL label is PARALLEL UNSAFE, which keeps the whole "
-            "statement serial. Offline this is a "
-            "suspicion; confirm it with SELECT oid::regprocedure, proparallel FROM pg_proc "
+            f"statement serial. {why}; confirm it with "
+            "SELECT oid::regprocedure, proparallel FROM pg_proc "
             f"WHERE proname {proname}; ('u' unsafe; 'r' restricted, which keeps the scan it "
             "filters in the leader and has the same fix)."
         )
@@ -482,14 +515,21 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
             "sequences or session state; add the argument types if the name is overloaded. "
             "On 16 and older, not for PL/pgSQL with an EXCEPTION block (PQ119)."
         )
-    first = (unsafe or user)[0]
+    first = (unsafe or [c.seen for c in confirmed] or user)[0]
+    live: Evidence = {}
+    if resolved is not None:  # offline evidence stays as it was
+        live["pg_proc"] = [
+            {"function": ident, "proparallel": label}
+            for c in confirmed
+            for ident, label in c.overloads
+        ]
     return [
         {
             "where": where(plan, first.node),
             "functions": [s.call.display for s in seen],
             "unsafe_builtins": [s.call.display for s in unsafe],
             "suspected": [s.call.display for s in user],
-            "certain": bool(unsafe),
+            "certain": bool(unsafe or confirmed),
             "seen_in": f"{first.key} of {first.node.label}: {first.expr}",
             "scan": read.node.label,
             "rows_read": round(read.rows),
@@ -497,8 +537,64 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
             "rows_kind": read.kind,
             "cause": " ".join(parts),
             "fix_steps": " ".join(fixes),
+            **live,
         }
     ]
+
+
+_PARALLEL_LABEL = {"u": "UNSAFE", "r": "RESTRICTED", "s": "SAFE"}
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """A plan's call resolved in pg_proc to at least one overload that is not SAFE."""
+
+    seen: Seen
+    overloads: tuple[tuple[str, str], ...]  # (regprocedure, 'u'/'r'/'s') of every match
+    exception_block: bool
+
+    @property
+    def to_fix(self) -> list[str]:
+        return [ident for ident, label in self.overloads if label != "s"]
+
+    @property
+    def text(self) -> str:
+        shown = ", ".join(
+            f"{ident} is PARALLEL {_PARALLEL_LABEL.get(label, label)}"
+            for ident, label in self.overloads
+        )
+        if len(self.overloads) > 1 and any(label == "s" for _, label in self.overloads):
+            shown += " (the plan does not print argument types, so which overload it calls "
+            shown += "is not certain)"
+        return shown
+
+
+def _resolve_user(facts: Facts, user: list[Seen]) -> tuple[list[Seen], list[Confirmed]] | None:
+    """With pg_proc facts (a live connection or a snapshot): split the plan's non-built-in calls
+    into those still only suspected (not found in this database's pg_proc) and those confirmed
+    not SAFE; calls whose every overload is SAFE are dropped. None offline."""
+    snap = facts.snapshot
+    if snap is None or not (snap.catalog or snap.functions):
+        return None
+    still: list[Seen] = []
+    confirmed: list[Confirmed] = []
+    for s in user:
+        matches = [
+            f
+            for f in snap.functions
+            if f.name == s.call.name and (s.call.schema is None or f.schema_name == s.call.schema)
+        ]
+        if not matches:
+            still.append(s)
+        elif any(f.proparallel != "s" for f in matches):
+            confirmed.append(
+                Confirmed(
+                    s,
+                    tuple((f.identity, f.proparallel) for f in matches),
+                    any(f.has_exception_block for f in matches if f.proparallel != "s"),
+                )
+            )
+    return still, confirmed
 
 
 def _seen_at(s: Seen, scan: PlanNode) -> str:

@@ -37,8 +37,10 @@ from advisor.snapshot import (
     Backend,
     BgWorker,
     DatabaseStat,
+    FunctionFact,
     FunctionSetting,
     HardwareFact,
+    RelationFact,
     RoleDbSetting,
     SettingFact,
     Snapshot,
@@ -52,6 +54,9 @@ SAMPLE_INTERVAL_S = 0.5
 OLDEST_SUPPORTED = 130000
 # pg_stat_statements extension version -> the server version whose SQL file has its columns.
 # The extension can lag the server (pg_upgrade without ALTER EXTENSION ... UPDATE).
+# Catalog caps: the largest relations, and functions in (schema, name) order.
+RELATIONS_LIMIT = 2000
+FUNCTIONS_LIMIT = 5000
 PGSS_COLUMNS_OF = {"1.8": 130000, "1.9": 140000, "1.10": 150000, "1.11": 170000, "1.12": 180000}
 
 Query = str | sql.SQL | sql.Composed
@@ -282,6 +287,7 @@ def _read_all(
         )
 
     _statements(r, snap, version, statements_limit)
+    _catalog(r, snap, version)
     return snap, int(server["backend_pid"])
 
 
@@ -371,6 +377,41 @@ def _statements(r: _Reader, snap: Snapshot, version: int, limit: int) -> None:
                 "and show no text or queryid without pg_read_all_stats",
             )
         )
+
+
+def _catalog(r: _Reader, snap: Snapshot, version: int) -> None:
+    """User relations (the largest RELATIONS_LIMIT) and user functions (FUNCTIONS_LIMIT) of
+    the connected database; a cap that was hit is recorded in `skipped`."""
+    rels = r.rows(
+        "relations (pg_class)", queries.load("relations", version), {"limit": RELATIONS_LIMIT}
+    )
+    if rels is not None:
+        if len(rels) > RELATIONS_LIMIT:
+            rels = rels[:RELATIONS_LIMIT]
+            r.skipped.append(
+                (
+                    "relations beyond the cap",
+                    f"only the {RELATIONS_LIMIT:,} largest relations of database "
+                    f"{snap.target.database} were read; rules on smaller ones may miss them",
+                )
+            )
+        snap.relations = [RelationFact.model_validate(x) for x in rels]
+    funcs = r.rows(
+        "functions (pg_proc)", queries.load("functions", version), {"limit": FUNCTIONS_LIMIT}
+    )
+    if funcs is not None:
+        if len(funcs) > FUNCTIONS_LIMIT:
+            funcs = funcs[:FUNCTIONS_LIMIT]
+            r.skipped.append(
+                (
+                    "functions beyond the cap",
+                    f"only {FUNCTIONS_LIMIT:,} user functions of database "
+                    f"{snap.target.database} were read (by schema and name); a function "
+                    "beyond them stays a suspicion in PQ101",
+                )
+            )
+        snap.functions = [FunctionFact.model_validate(x) for x in funcs]
+    snap.catalog = rels is not None and funcs is not None
 
 
 def _sample(r: _Reader, snap: Snapshot, seconds: float) -> None:

@@ -1,0 +1,22 @@
+-- functions: user functions, procedures and aggregates (non-system schemas; 13+, prokind since
+-- 11) with their parallel label, for PQ101 live confirmation (Appendix A.3/A.4).
+-- has_exception_block is a cheap regex on a plpgsql body (an EXCEPTION keyword followed by
+-- WHEN): a comment or string containing "exception when" also matches, so it is a hint only.
+-- Extension members are included (they are user-installed). The 5,001st row tells the
+-- collector the 5,000 cap was hit.
+SELECT n.nspname::text AS schema_name,
+       p.proname::text AS name,
+       p.oid::regprocedure::text AS identity,
+       p.proparallel::text AS proparallel,
+       p.provolatile::text AS provolatile,
+       l.lanname::text AS language,
+       p.prokind::text AS prokind,
+       p.proconfig AS proconfig,
+       (l.lanname = 'plpgsql' AND p.prosrc ~* '\mexception\M\s+when\M') AS has_exception_block
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_language l ON l.oid = p.prolang
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast'
+ORDER BY 1, 2, 3
+LIMIT %(limit)s + 1
