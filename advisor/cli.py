@@ -63,6 +63,16 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_statement_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--statement-timeout",
+        type=int,
+        default=30_000,
+        metavar="MS",
+        help="statement_timeout of the advisor's session (default 30000)",
+    )
+
+
 def _add_connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dsn",
@@ -77,13 +87,7 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cores", type=float, help="CPU cores of the server (when it is remote)")
     p.add_argument("--memory", metavar="SIZE", help="RAM of the server, e.g. 64GB (when remote)")
-    p.add_argument(
-        "--statement-timeout",
-        type=int,
-        default=30_000,
-        metavar="MS",
-        help="statement_timeout of the advisor's session (default 30000)",
-    )
+    _add_statement_timeout(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --analyze: also run INSERT/UPDATE/DELETE/MERGE, FOR UPDATE, ... "
         "(read-write for that one transaction, still rolled back)",
     )
-    ex.add_argument(
-        "--statement-timeout",
-        type=int,
-        default=30_000,
-        metavar="MS",
-        help="statement_timeout of the advisor's session (default 30000)",
-    )
+    _add_statement_timeout(ex)
     _add_output_options(ex)
 
     rep = sub.add_parser(
