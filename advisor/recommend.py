@@ -174,12 +174,20 @@ class _Advisor:
         value = baseline
         peaks = self.peaks
         if peaks is not None and peaks.active >= 2 and peaks.active * (1 + baseline) > cores:
-            fit = max(0, math.floor(cores / peaks.active) - 1)
-            value = min(baseline, fit)
+            fit = math.floor(cores / peaks.active) - 1
+            # Never 0 server-wide from a concurrency sample: that switches parallel query off
+            # for every role. Busy OLTP roles get 0 per role instead (PQ207, ALTER ROLE).
+            value = max(1, min(baseline, fit))
+            floor_note = (
+                " (floor 1: turn it off per role for short OLTP statements, not server-wide)"
+                if fit < 1
+                else ""
+            )
             formula += (
                 f", lowered so that peak active queries x (1 + per_gather) <= cores: "
-                f"{peaks.active} x (1 + {value}) = {peaks.active * (1 + value)} <= {cores:g} "
-                f"(peak of {peaks.samples} pg_stat_activity samples over {peaks.seconds:.1f} s)"
+                f"{peaks.active} x (1 + {value}) = {peaks.active * (1 + value)} vs {cores:g} "
+                f"cores{floor_note} (peak of {peaks.samples} pg_stat_activity samples over "
+                f"{peaks.seconds:.1f} s)"
             )
         if pool is not None and value > pool:
             value = int(pool)
