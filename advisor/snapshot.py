@@ -263,6 +263,8 @@ class FunctionFact(_Model):
     prokind: str | None = None  # f function, p procedure, a aggregate, w window
     proconfig: list[str] | None = None
     has_exception_block: bool = False  # plpgsql body matches EXCEPTION ... WHEN (a hint)
+    # plpgsql only: pg_get_functiondef() text, first 20 kB, password literals masked (PQ118/119)
+    source: str | None = None
 
 
 class SkippedItem(_Model):

@@ -93,6 +93,49 @@ _CHEAP_APP = (
     "ALTER ROLE app SET min_parallel_table_scan_size = 0",
 )
 
+_ORDERS = (
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    "CREATE TABLE orders AS SELECT g AS id, g % 1000 AS customer, (g % 97)::numeric AS amount "
+    "FROM generate_series(1, 50000) g",
+    "ANALYZE orders",
+    "CREATE SEQUENCE batch_seq",
+    # PARALLEL SAFE with an EXCEPTION block: a run-time error risk up to 16 (PQ119).
+    "CREATE FUNCTION safe_ratio(a numeric, b numeric) RETURNS numeric LANGUAGE plpgsql "
+    "PARALLEL SAFE AS $$BEGIN RETURN a / b; EXCEPTION WHEN division_by_zero THEN RETURN NULL; "
+    "END$$",
+)
+_SERIAL_PLPGSQL = (
+    "CREATE FUNCTION order_total(c int) RETURNS TABLE (id int, amount numeric) "
+    "LANGUAGE plpgsql AS $$\nDECLARE n bigint; r record;\nBEGIN\n"
+    "  SELECT count(*) INTO n FROM orders o WHERE o.customer = c;\n"
+    "  FOR r IN SELECT o.id, o.amount FROM orders o WHERE o.customer = c LOOP\n"
+    "    id := r.id; amount := r.amount; RETURN NEXT;\n  END LOOP;\nEND\n$$"
+)
+_SET_BASED_PLPGSQL = (
+    "CREATE FUNCTION order_total(c int) RETURNS TABLE (id int, amount numeric) "
+    "LANGUAGE plpgsql AS $$\nDECLARE n bigint;\nBEGIN\n"
+    "  EXECUTE 'SELECT count(*) FROM orders o WHERE o.customer = $1' INTO n USING c;\n"
+    "  RETURN QUERY SELECT o.id, o.amount FROM orders o WHERE o.customer = c;\nEND\n$$"
+)
+_SERIAL_READS = (
+    Run("postgres", "SELECT nextval('batch_seq') AS batch, count(*) FROM orders", 5),
+    Run("postgres", "SELECT current_schema() AS s, sum(amount) FROM orders", 5),
+    Run(
+        "postgres",
+        "BEGIN; DECLARE big CURSOR FOR SELECT id, amount FROM orders WHERE customer > 10; "
+        "FETCH 100 FROM big; COMMIT",
+        5,
+    ),
+    Run("postgres", "SELECT count(*) FROM order_total(7)", 5),
+)
+_FIXED_READS = (
+    Run("postgres", "SELECT 42 AS batch, count(*) FROM orders", 5),
+    Run("postgres", "SELECT current_schema AS s, sum(amount) FROM orders", 5),
+    Run("postgres", "SELECT id, amount FROM orders WHERE customer > 10", 5),
+    Run("postgres", "SELECT count(*) FROM order_total(7)", 5),
+)
+_WORKLOAD_RULES = ("PQ102", "PQ117", "PQ118", "PQ119")
+
 SCENARIOS = [
     Scenario(
         "misbudgeted_pg18",
@@ -203,6 +246,26 @@ SCENARIOS = [
         setup=_EVENTS,
         runs=(_REPORT, _LOOKUPS),
         quiet=("PQ114", "PQ202", "PQ207"),
+    ),
+    Scenario(
+        "workload_pg15",
+        15,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_ORDERS, _SERIAL_PLPGSQL),
+        runs=_SERIAL_READS,
+        fires=_WORKLOAD_RULES,
+    ),
+    Scenario(
+        "workload_fixed_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_ORDERS, _SET_BASED_PLPGSQL),
+        runs=_FIXED_READS,
+        quiet=_WORKLOAD_RULES,
     ),
 ]
 
@@ -341,6 +404,16 @@ def readme() -> str:
         "parallel_setup_cost and parallel_tuple_cost 0 in its session, and app runs",
         "`SELECT pad FROM lookup WHERE id = 42` 600 times; both sessions are closed before",
         "collecting.",
+        "",
+        "`workload_pg15` / `workload_fixed_pg18` (PQ102, PQ117-PQ119): table `orders` (50,000",
+        "rows), sequence `batch_seq`, `safe_ratio(numeric, numeric)` (plpgsql, PARALLEL SAFE,",
+        "EXCEPTION WHEN division_by_zero) and `order_total(int)`: in `workload_pg15` with",
+        "`SELECT count(*) INTO` and a FOR loop, in `workload_fixed_pg18` with `EXECUTE ... INTO`",
+        "and RETURN QUERY. postgres then runs 5 times each: on 15 `SELECT nextval('batch_seq'),",
+        "count(*) FROM orders`, `SELECT current_schema(), sum(amount) FROM orders`, `BEGIN;",
+        "DECLARE big CURSOR FOR SELECT ... FROM orders; FETCH 100 FROM big; COMMIT` and",
+        "`SELECT count(*) FROM order_total(7)`; on 18 the same reads with a constant for the",
+        "sequence, the keyword `current_schema` and the cursor's query run directly.",
         "",
         "| file | PG | server settings | ALTER SYSTEM | subscription | cores | memory | "
         "connects | idle / idle in tx / active | fires | quiet |",

@@ -96,6 +96,17 @@ def snap(server: PgServer) -> Snapshot:
         if server.major >= 15:
             c.execute("SELECT pg_stat_force_next_flush()")
         c.execute("SELECT 1")  # going idle flushes the pending database counters
+        # Up to 14 a separate statistics collector receives the counters asynchronously
+        # (about every 500 ms): wait until they arrived, or the snapshot may still show 0.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            c.execute("SELECT pg_stat_clear_snapshot()")
+            row = c.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.1)
     return collect(dsn(server))
 
 

@@ -31,7 +31,7 @@ from advisor.collect.connect import (
     session_settings,
 )
 from advisor.collect.hardware import probe
-from advisor.collect.secrets import setting_value, statement_text
+from advisor.collect.secrets import scrub_text, setting_value, statement_text
 from advisor.snapshot import (
     ActivitySample,
     Backend,
@@ -410,6 +410,9 @@ def _catalog(r: _Reader, snap: Snapshot, version: int) -> None:
                     "beyond them stays a suspicion in PQ101",
                 )
             )
+        for x in funcs:
+            if x.get("source"):
+                x["source"] = scrub_text(x["source"])
         snap.functions = [FunctionFact.model_validate(x) for x in funcs]
     snap.catalog = rels is not None and funcs is not None
 

@@ -2,6 +2,8 @@
 -- 11) with their parallel label, for PQ101 live confirmation (Appendix A.3/A.4).
 -- has_exception_block is a cheap regex on a plpgsql body (an EXCEPTION keyword followed by
 -- WHEN): a comment or string containing "exception when" also matches, so it is a hint only.
+-- source: pg_get_functiondef() of plpgsql functions and procedures, cut at 20,000 characters
+-- (a cut body does not parse and is skipped by PQ118/PQ119).
 -- Extension members are included (they are user-installed). The 5,001st row tells the
 -- collector the 5,000 cap was hit.
 SELECT n.nspname::text AS schema_name,
@@ -12,7 +14,9 @@ SELECT n.nspname::text AS schema_name,
        l.lanname::text AS language,
        p.prokind::text AS prokind,
        p.proconfig AS proconfig,
-       (l.lanname = 'plpgsql' AND p.prosrc ~* '\mexception\M\s+when\M') AS has_exception_block
+       (l.lanname = 'plpgsql' AND p.prosrc ~* '\mexception\M\s+when\M') AS has_exception_block,
+       CASE WHEN l.lanname = 'plpgsql' AND p.prokind IN ('f', 'p')
+            THEN left(pg_get_functiondef(p.oid), 20000) END AS source
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_language l ON l.oid = p.prolang

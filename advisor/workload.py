@@ -1,0 +1,191 @@
+"""Statement and PL/pgSQL analysis with pglast, for the workload rules (PQ102, PQ117-PQ119).
+
+Imported lazily by `advisor.checks.workload` only when such a check runs: pglast is a C
+extension and the offline `advisor explain` path never needs it. Parse results are cached by
+text, so a text shared by several rows is parsed once. Texts that do not parse (truncated
+pg_stat_statements texts, a function body cut at the collector's cap) yield nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pglast import parse_plpgsql
+from pglast.parser import ParseError, parse_sql_json
+
+# Built-ins labelled PARALLEL UNSAFE that show up in read queries (Appendix A, table 1A).
+UNSAFE_BUILTINS = frozenset(
+    {
+        "nextval",
+        "currval",
+        "setval",
+        "lastval",
+        "current_schema",
+        "set_config",
+        "txid_current",
+        "pg_current_xact_id",
+    }
+)
+_LO = re.compile(r"^lo_")
+
+
+def _walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair of a parsed JSON tree, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> list[dict[str, Any]] | None:
+    """The raw statements of `text` (pglast JSON), or None when it does not parse."""
+    try:
+        tree = json.loads(parse_sql_json(text))
+    except (ParseError, ValueError):
+        return None
+    return [s.get("stmt", {}) for s in tree.get("stmts", [])]
+
+
+def _func_name(call: dict[str, Any]) -> str:
+    parts = call.get("funcname") or []
+    last = parts[-1] if parts else {}
+    return str(last.get("String", {}).get("sval", "")).lower()
+
+
+def _qualifier(call: dict[str, Any]) -> str | None:
+    parts = call.get("funcname") or []
+    if len(parts) < 2:
+        return None
+    return str(parts[-2].get("String", {}).get("sval", "")).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class StatementShape:
+    kind: str  # the top node type: SelectStmt, DeclareCursorStmt, ...
+    reads_tables: bool  # a FROM item names a relation
+    unsafe_calls: tuple[str, ...]  # unsafe built-ins called with function-call syntax
+    cursor_name: str | None = None
+    cursor_hold: bool = False
+
+
+def statement_shape(text: str) -> StatementShape | None:
+    """What the first statement of `text` is and which unsafe built-ins it calls; None when
+    the text does not parse."""
+    stmts = _parse(text)
+    if not stmts:
+        return None
+    stmt = stmts[0]
+    kind = next(iter(stmt), "")
+    body = stmt.get(kind, {})
+    calls: list[str] = []
+    reads = False
+    for key, value in _walk(body):
+        if key == "RangeVar":
+            reads = True
+        elif key == "FuncCall" and isinstance(value, dict):
+            name = _func_name(value)
+            if _qualifier(value) not in (None, "pg_catalog"):
+                continue  # a user function that happens to share the name
+            if value.get("funcformat") == "COERCE_SQL_SYNTAX":
+                continue  # `current_schema` written as a keyword (older parsers)
+            if (name in UNSAFE_BUILTINS or _LO.match(name)) and name not in calls:
+                calls.append(name)
+    cursor = kind == "DeclareCursorStmt"
+    return StatementShape(
+        kind=kind,
+        reads_tables=reads,
+        unsafe_calls=tuple(calls),
+        cursor_name=str(body.get("portalname")) if cursor else None,
+        cursor_hold=bool(body.get("options", 0) & 0x20) if cursor else False,
+    )
+
+
+# -- PL/pgSQL ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Construct:
+    """A PL/pgSQL statement that never runs its query with parallel workers."""
+
+    kind: str  # "FOR-IN-query loop", "OPEN cursor", "assignment from a query", "SELECT INTO"
+    line: int | None  # line of the function body (1 = the line holding the opening quote)
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlpgsqlShape:
+    constructs: tuple[Construct, ...]
+    exception_lines: tuple[int, ...]  # lines of blocks with an EXCEPTION clause
+
+    @property
+    def has_exception_block(self) -> bool:
+        return bool(self.exception_lines)
+
+
+def _expr_query(stmt: dict[str, Any], key: str) -> str:
+    expr = stmt.get(key) or {}
+    return str(expr.get("PLpgSQL_expr", {}).get("query", ""))
+
+
+_ASSIGN = re.compile(r"^.*?:=\s*", re.S)
+
+
+def _query_reads(query: str) -> bool:
+    shape = statement_shape(query)
+    return shape is not None and shape.reads_tables
+
+
+def _assignment_reads(query: str) -> bool:
+    """`v := <expr>`: does the expression have a FROM clause or a sub-SELECT over a table?"""
+    expr = _ASSIGN.sub("", query, count=1)
+    return _query_reads("SELECT " + expr)
+
+
+@lru_cache(maxsize=1024)
+def plpgsql_shape(definition: str) -> PlpgsqlShape | None:
+    """Parse a `CREATE FUNCTION ... LANGUAGE plpgsql` text (pg_get_functiondef output); None
+    when it does not parse (a body cut at the collector's cap, a newer syntax)."""
+    try:
+        tree = parse_plpgsql(definition)
+    except (ParseError, ValueError, RuntimeError):
+        return None
+    constructs: list[Construct] = []
+    exception_lines: list[int] = []
+    for key, value in _walk(tree):
+        if not isinstance(value, dict):
+            continue
+        line = value.get("lineno")
+        if key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
+            query = _expr_query(value, "query")
+            constructs.append(Construct("FOR-IN-query loop", line, query))
+        elif key == "PLpgSQL_stmt_open":
+            query = _expr_query(value, "query") or _expr_query(value, "dynquery")
+            constructs.append(Construct("OPEN cursor", line, query))
+        elif key == "PLpgSQL_stmt_assign":
+            query = _expr_query(value, "expr")
+            if _assignment_reads(query):
+                constructs.append(Construct("assignment from a query", line, query))
+        elif key == "PLpgSQL_stmt_execsql" and value.get("into"):
+            query = _expr_query(value, "sqlstmt")
+            shape = statement_shape(query)
+            if shape is not None and shape.kind == "SelectStmt" and shape.reads_tables:
+                constructs.append(Construct("SELECT INTO", line, query))
+        elif key == "PLpgSQL_stmt_block" and value.get("exceptions"):
+            exception_lines.append(int(line or 0))
+    constructs.sort(key=lambda c: c.line or 0)
+    return PlpgsqlShape(tuple(constructs), tuple(sorted(exception_lines)))
+
+
+def shorten(text: str, width: int = 120) -> str:
+    """`text` on one line, cut to `width` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
