@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from advisor.collect import collect  # noqa: E402
+from advisor.collect.explain import explain_live  # noqa: E402
 from advisor.engine import Facts, run  # noqa: E402
 from advisor.pgserver import PgServer  # noqa: E402
 from advisor.report import Report  # noqa: E402
-from advisor.snapshot import facts_from_snapshot  # noqa: E402
+from advisor.snapshot import CapturedPlan, facts_from_snapshot  # noqa: E402
 
 OUT = ROOT / "sample_snapshots"
 GiB = 1024**3
@@ -55,6 +56,8 @@ class Scenario:
     runs: tuple[Run, ...] = ()  # statements repeated before collecting (pg_stat_* counters)
     fires: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
+    # EXPLAIN (explain_live) of each query, stored in the snapshot's plans (plan + catalog rules)
+    explain: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,92 @@ SCENARIOS = [
 ]
 
 
+_BIG = (
+    "CREATE TABLE big AS SELECT g AS id, g % 100 AS grp, repeat('x', 40) AS pad "
+    "FROM generate_series(1, {rows}) g",
+    "ANALYZE big",
+)
+_PICK = (
+    "CREATE FUNCTION big_pick(i int) RETURNS boolean LANGUAGE plpgsql PARALLEL {label} "
+    "AS $$BEGIN RETURN i % 7 = 0; END$$"
+)
+_REMOTE = (
+    "CREATE EXTENSION postgres_fdw",
+    # {port} is replaced by the server's port in capture().
+    "CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw "
+    "OPTIONS (host '127.0.0.1', port '{port}', dbname 'postgres')",
+    "CREATE USER MAPPING FOR postgres SERVER loop OPTIONS (user 'postgres')",
+    "CREATE FOREIGN TABLE remote_big (id int, grp int, pad text) SERVER loop "
+    "OPTIONS (table_name 'big')",
+    "ANALYZE remote_big",
+)
+_COUNT_BIG = "SELECT count(*) FROM big WHERE grp > 3"
+
+SCENARIOS += [
+    Scenario(
+        "restricted_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*(q.format(rows=300_000) for q in _BIG), _PICK.format(label="RESTRICTED")),
+        explain=("SELECT count(*) FROM big WHERE big_pick(id)",),
+        fires=("PQ103",),
+        quiet=("PQ101", "PQ116"),
+    ),
+    Scenario(
+        "restricted_quiet_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*(q.format(rows=300_000) for q in _BIG), _PICK.format(label="SAFE")),
+        explain=("SELECT count(*) FROM big WHERE big_pick(id)",),
+        quiet=("PQ101", "PQ103"),
+    ),
+    Scenario(
+        "foreign_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*(q.format(rows=200_000) for q in _BIG), *_REMOTE),
+        explain=("SELECT id, pad FROM remote_big WHERE grp > 3",),
+        fires=("PQ109",),
+    ),
+    Scenario(
+        "foreign_quiet_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*(q.format(rows=200_000) for q in _BIG), *_REMOTE),
+        explain=("SELECT id, pad FROM big WHERE grp > 3",),
+        quiet=("PQ109",),
+    ),
+    Scenario(
+        "underprovisioned_pg18",
+        18,
+        {"max_parallel_workers_per_gather": 8},
+        cores=8,
+        memory=32 * GiB,
+        setup=tuple(q.format(rows=500_000) for q in _BIG),
+        explain=(_COUNT_BIG,),
+        fires=("PQ115",),
+    ),
+    Scenario(
+        "underprovisioned_quiet_pg18",
+        18,
+        {"max_parallel_workers_per_gather": 8},
+        cores=2,
+        memory=32 * GiB,
+        setup=tuple(q.format(rows=500_000) for q in _BIG),
+        explain=(_COUNT_BIG,),
+        quiet=("PQ115",),
+    ),
+]
+
+
 def subscribe(pg: PgServer) -> None:
     """A subscription from database `sub` to a publication in database `pub` of the same server
     (slot created by hand: CREATE SUBSCRIPTION cannot create it on its own server). Its apply
@@ -345,7 +434,7 @@ def capture(sc: Scenario) -> tuple[Path, list[str]]:
             psycopg.connect(pg.dsn, autocommit=True).close()
         with pg.connect(autocommit=True) as c:
             for statement in sc.setup:
-                c.execute(statement)  # type: ignore[arg-type]
+                c.execute(statement.replace("{port}", str(pg.port)))  # type: ignore[arg-type]
         for run_ in sc.runs:
             dsn = pg.dsn.replace("user=postgres", f"user={run_.user}")
             with psycopg.connect(dsn, autocommit=True) as c:
@@ -363,6 +452,9 @@ def capture(sc: Scenario) -> tuple[Path, list[str]]:
             time.sleep(0.3)
         with workload(pg.dsn, sc.idle, sc.idle_in_tx, sc.active):
             snap = collect(pg.dsn, sample_seconds=1, cores=sc.cores, memory=sc.memory)
+        for query in sc.explain:
+            for doc in explain_live(pg.dsn, query):
+                snap.plans.append(CapturedPlan(query=query, document=doc))
     path = OUT / f"{sc.name}.json"
     snap.save(path)
     return path, check(sc, facts_from_snapshot(snap))
@@ -414,6 +506,16 @@ def readme() -> str:
         "DECLARE big CURSOR FOR SELECT ... FROM orders; FETCH 100 FROM big; COMMIT` and",
         "`SELECT count(*) FROM order_total(7)`; on 18 the same reads with a constant for the",
         "sequence, the keyword `current_schema` and the cursor's query run directly.",
+        "",
+        "`restricted_pg18` / `restricted_quiet_pg18`, `foreign_pg18` / `foreign_quiet_pg18`,",
+        "`underprovisioned_pg18` / `underprovisioned_quiet_pg18` (plan + catalog rules PQ103,",
+        "PQ109, PQ115): table `big` (300,000, 200,000 or 500,000 rows of id, grp, 40-byte pad),",
+        "and the snapshot also holds the EXPLAIN (VERBOSE, SETTINGS) of one query. `restricted`:",
+        "`big_pick(int)` (plpgsql) PARALLEL RESTRICTED or SAFE, query `SELECT count(*) FROM big",
+        "WHERE big_pick(id)`. `foreign`: postgres_fdw server `loop` pointing at the same",
+        "instance, foreign table `remote_big` over `big` (analysed), query `SELECT id, pad FROM",
+        "remote_big WHERE grp > 3` (quiet: the same on `big`). `underprovisioned`:",
+        "`SELECT count(*) FROM big WHERE grp > 3` with max_parallel_workers_per_gather = 8.",
         "",
         "| file | PG | server settings | ALTER SYSTEM | subscription | cores | memory | "
         "connects | idle / idle in tx / active | fires | quiet |",

@@ -228,3 +228,64 @@ def test_pq207_fires_for_a_role_with_cheap_parallelism(make_pg: MakePg) -> None:
     quiet = make_pg(18, max_parallel_workers=0)
     _tiny_workload(quiet, 600, cheap=False)
     assert "PQ207" not in findings(collect(quiet.dsn), "PQ207")
+
+
+def _live(pg: PgServer, query: str, *codes: str, cores: float = 8, dsn: str = "") -> set[str]:
+    """Rules among `codes` that fire on the EXPLAIN of `query` with the server's catalog."""
+    docs = explain_live(dsn or pg.dsn, query)
+    facts = facts_from_snapshot(collect(pg.dsn, cores=cores))
+    facts.plans = [build_plan(d, source="query", index=i) for i, d in enumerate(docs, 1)]
+    return {f.rule for f in analyse(facts, select=list(codes)).findings}
+
+
+def test_pq109_fires_on_postgres_fdw_and_quiet_on_local_table(pg18: PgServer) -> None:
+    sql(
+        pg18,
+        BIG.format(name="pq109_local", rows=200_000),
+        "ANALYZE pq109_local",
+        "CREATE EXTENSION postgres_fdw",
+        "CREATE SERVER pq109_loop FOREIGN DATA WRAPPER postgres_fdw "
+        f"OPTIONS (host '127.0.0.1', port '{pg18.port}', dbname 'postgres')",
+        "CREATE USER MAPPING FOR postgres SERVER pq109_loop OPTIONS (user 'postgres')",
+        "CREATE FOREIGN TABLE pq109_remote (id int, grp int, pad text) SERVER pq109_loop "
+        "OPTIONS (table_name 'pq109_local')",
+        "ANALYZE pq109_remote",
+    )
+    try:
+        snap = collect(pg18.dsn)
+        rel = next(r for r in snap.relations if r.name == "pq109_remote")
+        assert (rel.relkind, rel.fdw) == ("f", "postgres_fdw")
+        assert "PQ109" in _live(pg18, "SELECT id, pad FROM pq109_remote WHERE grp > 3", "PQ109")
+        assert "PQ109" not in _live(pg18, "SELECT id, pad FROM pq109_local WHERE grp > 3", "PQ109")
+    finally:
+        sql(pg18, "DROP EXTENSION postgres_fdw CASCADE", "DROP TABLE pq109_local")
+
+
+def test_pq115_fires_with_idle_cores_and_quiet_with_two(pg18: PgServer) -> None:
+    sql(pg18, BIG.format(name="pq115_big", rows=500_000), "ANALYZE pq115_big")
+    dsn = pg18.dsn + " options='-c max_parallel_workers_per_gather=8'"
+    query = "SELECT count(*) FROM pq115_big WHERE grp > 3"
+    try:
+        assert "PQ115" in _live(pg18, query, "PQ115", cores=8, dsn=dsn)
+        assert "PQ115" not in _live(pg18, query, "PQ115", cores=2, dsn=dsn)
+    finally:
+        sql(pg18, "DROP TABLE pq115_big")
+
+
+def test_pq103_owns_restricted_functions(pg18: PgServer) -> None:
+    sql(
+        pg18,
+        BIG.format(name="pq103_big", rows=300_000),
+        "ANALYZE pq103_big",
+        LUCKY.format(name="pq103_pick", label="PARALLEL RESTRICTED"),
+    )
+    query = "SELECT count(*) FROM pq103_big WHERE pq103_pick(id)"
+    try:
+        assert _live(pg18, query, "PQ101", "PQ103", "PQ116") == {"PQ103"}
+        assert _live(pg18, "SELECT count(*) FROM pq103_big WHERE random() < 0.5", "PQ103") == {
+            "PQ103"
+        }
+        sql(pg18, "ALTER FUNCTION pq103_pick(integer) PARALLEL SAFE")
+        assert "PQ103" not in _live(pg18, query, "PQ101", "PQ103")
+    finally:
+        sql(pg18, "DROP TABLE pq103_big", "DROP FUNCTION pq103_pick(integer)")

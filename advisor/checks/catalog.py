@@ -1,4 +1,7 @@
-"""PQ114, PQ202, PQ207: rules on catalog facts (pg_class) and PG 18 worker counters.
+"""PQ109, PQ114, PQ115, PQ202, PQ207: rules on catalog facts (pg_class) and PG 18 worker counters.
+
+PQ109 and PQ115 read plans together with the catalog: the foreign data wrapper of a Foreign
+Scan's table (§1.B B2), and a Parallel Seq Scan's table size against the size rule (§2.3).
 
 PQ114 reads the relations the collector listed (pg_class with the `parallel_workers`
 reloption, knowledge/parallel-query.md §1.D, §2.3). PQ202 and PQ207 read the PG 18 counters
@@ -11,8 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from advisor.checks.base import format_bytes, min_table_blocks, size_rule_workers
+from advisor.checks.base import (
+    format_bytes,
+    min_table_blocks,
+    nearest_gather,
+    setting_in_effect,
+    setting_number,
+    size_rule_workers,
+    where,
+)
 from advisor.engine import Card, Evidence, Facts, check
+from advisor.plan import PlanNode
+from advisor.snapshot import RelationFact, Snapshot
 
 _RELKIND = {"r": "table", "m": "materialized view", "p": "partitioned table", "f": "foreign table"}
 
@@ -22,6 +35,101 @@ def _quote(ident: str) -> str:
     if ident.isidentifier() and ident == ident.lower():
         return ident
     return '"' + ident.replace('"', '""') + '"'
+
+
+def _relation(snap: Snapshot, node: PlanNode) -> RelationFact | None:
+    """The catalog relation a plan node scans (by schema when the plan is VERBOSE)."""
+    if not node.relation:
+        return None
+    matches = [
+        r
+        for r in snap.relations
+        if r.name == node.relation and (node.schema is None or r.schema_name == node.schema)
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+# FDWs known not to implement IsForeignScanParallelSafe (leader-only scans), §1.B B2.
+_SERIAL_FDWS = frozenset({"postgres_fdw"})
+
+
+@check("PQ109")
+def foreign_scan_leader_only(facts: Facts, card: Card) -> Iterator[Evidence]:
+    snap = facts.snapshot
+    if snap is None:
+        return
+    large = card.threshold("large_rows")
+    for plan in facts.plans:
+        for node in plan.nodes():
+            if node.node_type != "Foreign Scan":
+                continue
+            rel = _relation(snap, node)
+            if rel is None or rel.relkind != "f" or rel.fdw not in _SERIAL_FDWS:
+                continue
+            if node.actual_rows is not None:
+                rows = node.actual_rows * (node.actual_loops or 1.0)
+                kind = "rows"
+            else:
+                rows = node.plan_rows or 0.0
+                kind = "estimated rows"
+            if rows < large:
+                continue
+            yield {
+                "where": where(plan, node),
+                "relation": rel.qualified,
+                "fdw": rel.fdw,
+                "rows": round(rows),
+                "rows_text": f"{rows:,.0f} {kind}",
+            }
+
+
+@check("PQ115")
+def size_rule_under_provisions(facts: Facts, card: Card) -> Iterator[Evidence]:
+    snap = facts.snapshot
+    if snap is None or snap.hardware.cores is None:
+        return
+    cores = int(snap.hardware.cores)
+    min_workers = card.threshold("min_size_rule_workers")
+    for plan in facts.plans:
+        per_gather_text, origin = setting_in_effect(
+            facts, plan, "max_parallel_workers_per_gather", "2"
+        )
+        per_gather_n = setting_number(per_gather_text) if per_gather_text else None
+        if per_gather_n is None:
+            continue
+        per_gather = int(per_gather_n)
+        min_blocks = min_table_blocks(facts, plan)
+        for node, anc in plan.walk():
+            if node.node_type != "Seq Scan" or not node.parallel_aware:
+                continue
+            gather = nearest_gather(anc)
+            rel = _relation(snap, node)
+            if gather is None or rel is None or rel.relkind not in ("r", "m"):
+                continue
+            if rel.reloption_workers is not None:
+                continue  # the reloption already replaces the size rule (PQ114 for 0)
+            rule = size_rule_workers(rel.blocks, min_blocks)
+            planned = gather.workers_planned
+            if planned != rule or rule < min_workers:
+                continue
+            target = min(per_gather, cores - 1)
+            if target <= rule:
+                continue
+            name = f"{_quote(rel.schema_name)}.{_quote(rel.name)}"
+            alter = "ALTER MATERIALIZED VIEW" if rel.relkind == "m" else "ALTER TABLE"
+            yield {
+                "where": where(plan, node),
+                "relation": rel.qualified,
+                "size": format_bytes(rel.blocks * 8192),
+                "min_size": format_bytes(min_blocks * 8192),
+                "planned": planned,
+                "per_gather": per_gather,
+                "per_gather_origin": origin,
+                "cores": cores,
+                "target": target,
+                "alter": alter,
+                "name": name,
+            }
 
 
 @check("PQ114")

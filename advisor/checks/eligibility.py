@@ -545,6 +545,78 @@ def detect_pq101(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
 _PARALLEL_LABEL = {"u": "UNSAFE", "r": "RESTRICTED", "s": "SAFE"}
 
 
+def detect_pq103(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
+    """A PARALLEL RESTRICTED call (a built-in such as random(), or a user function pg_proc
+    labels 'r' with no UNSAFE overload) above a large serial scan. Needs pg_proc facts: offline
+    a user function cannot be told restricted from unsafe (PQ101 names both)."""
+    snap = facts.snapshot
+    if snap is None or not (snap.catalog or snap.functions):
+        return []
+    if _per_gather_zero(facts, plan) or _modify_tables(plan):
+        return []
+    if any(n.node_type == "LockRows" for n in plan.nodes()):
+        return []
+    reads = [r for r in serial_reads(plan, large) if not is_temp(r.node)]
+    if not reads or detect_pq101(facts, plan, large):
+        return []  # no large serial read, or an UNSAFE call already keeps it all serial
+    restricted: list[tuple[Seen, list[str]]] = []
+    for s in calls_in(plan):
+        if s.kind == "restricted":
+            restricted.append((s, [f"{s.call.display}() is a built-in marked PARALLEL RESTRICTED"]))
+        elif s.kind == "user":
+            matches = [
+                f
+                for f in snap.functions
+                if f.name == s.call.name
+                and (s.call.schema is None or f.schema_name == s.call.schema)
+            ]
+            if any(f.proparallel == "r" for f in matches) and not any(
+                f.proparallel == "u" for f in matches
+            ):
+                restricted.append(
+                    (
+                        s,
+                        [
+                            f"{f.identity} is PARALLEL {_PARALLEL_LABEL[f.proparallel]}"
+                            for f in matches
+                        ],
+                    )
+                )
+    if not restricted:
+        return []
+    gather = plan_has_gather(plan)
+    read_nodes = {id(r.node): r for r in reads}
+    if gather:  # elsewhere parallel: only a call on the serial scan itself keeps it serial
+        restricted = [(s, t) for s, t in restricted if id(s.node) in read_nodes]
+        if not restricted:
+            return []
+    first = restricted[0][0]
+    read = read_nodes.get(id(first.node), reads[0])
+    user = [s for s, _ in restricted if s.kind == "user"]
+    alters = " ".join(
+        f"ALTER FUNCTION {f.identity} PARALLEL SAFE;"
+        for s in user
+        for f in snap.functions
+        if f.name == s.call.name
+        and (s.call.schema is None or f.schema_name == s.call.schema)
+        and f.proparallel == "r"
+    )
+    return [
+        {
+            "where": where(plan, read.node),
+            "functions": [s.call.display for s, _ in restricted],
+            "functions_text": ", ".join(f"{s.call.display}()" for s, _ in restricted),
+            "labels": "; ".join(t for _, texts in restricted for t in texts),
+            "seen_in": f"{first.key} of {first.node.label}: {first.expr}",
+            "seen_at": _seen_at(first, read.node),
+            "scan": read.node.label,
+            "rows_read": round(read.rows),
+            "rows_read_text": read_text(facts, plan, read),
+            "alters": alters or "(built-ins cannot be relabelled)",
+        }
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Confirmed:
     """A plan's call resolved in pg_proc to at least one overload that is not SAFE."""
@@ -571,8 +643,9 @@ class Confirmed:
 
 def _resolve_user(facts: Facts, user: list[Seen]) -> tuple[list[Seen], list[Confirmed]] | None:
     """With pg_proc facts (a live connection or a snapshot): split the plan's non-built-in calls
-    into those still only suspected (not found in this database's pg_proc) and those confirmed
-    not SAFE; calls whose every overload is SAFE are dropped. None offline."""
+    into those still only suspected (not found in this database's pg_proc) and those with an
+    UNSAFE overload; calls with no UNSAFE overload are dropped (SAFE ones are harmless,
+    RESTRICTED ones are reported by PQ103). None offline."""
     snap = facts.snapshot
     if snap is None or not (snap.catalog or snap.functions):
         return None
@@ -586,7 +659,8 @@ def _resolve_user(facts: Facts, user: list[Seen]) -> tuple[list[Seen], list[Conf
         ]
         if not matches:
             still.append(s)
-        elif any(f.proparallel != "s" for f in matches):
+        elif any(f.proparallel == "u" for f in matches):
+            # Only UNSAFE makes PQ101 certain; RESTRICTED-only functions are PQ103's.
             confirmed.append(
                 Confirmed(
                     s,
@@ -1201,6 +1275,7 @@ def detect_pq116(
         or detect_pq110(facts, plan, large, share)
         or detect_pq112(facts, plan, large)
         or any(s.kind == "restricted" for s in calls_in(plan))
+        or detect_pq103(facts, plan, large)
         or any(n.node_type in ("LockRows", "Foreign Scan") for n in plan.nodes())
         or _limit_in_subquery(plan)
         or discouraging_settings(facts, plan)
@@ -1400,6 +1475,7 @@ def _per_plan(code: str, detect: Callable[..., list[Evidence]], *thresholds: str
 
 
 _per_plan("PQ101", detect_pq101, "large_rows")
+_per_plan("PQ103", detect_pq103, "large_rows")
 _per_plan("PQ104", detect_pq104, "large_rows")
 _per_plan("PQ105", detect_pq105, "large_rows", "read_write_ratio")
 _per_plan("PQ106", detect_pq106, "large_rows")
