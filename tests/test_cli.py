@@ -158,3 +158,18 @@ def test_rules_command() -> None:
     code, out = advisor("rules", "PQ201", "--json")
     assert json.loads(out)["code"] == "PQ201"
     assert advisor("rules", "PQ999")[0] == cli.EXIT_INPUT
+
+
+def test_offline_explain_imports_no_heavy_module() -> None:
+    """The offline path must stay close to json.load: no psycopg, pydantic, pglast, textual,
+    and no rich for JSON output (docs/benchmarks.md). Runs the real command in a fresh
+    interpreter and looks at what it imported."""
+    code = (
+        "import io, sys\n"
+        "from advisor import cli\n"
+        f"cli.run(['explain', '--json', '--fail-on', 'never', {str(FIRES)!r}], out=io.StringIO())\n"
+        "heavy = {'psycopg', 'pydantic', 'pglast', 'textual', 'rich'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

@@ -13,6 +13,7 @@ rules stay quiet there.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from advisor.checks.base import (
     format_bytes,
@@ -25,7 +26,9 @@ from advisor.checks.base import (
 )
 from advisor.engine import Card, Evidence, Facts, check
 from advisor.plan import PlanNode
-from advisor.snapshot import RelationFact, Snapshot
+
+if TYPE_CHECKING:  # pydantic stays off the offline path
+    from advisor.snapshot import RelationFact, Snapshot
 
 _RELKIND = {"r": "table", "m": "materialized view", "p": "partitioned table", "f": "foreign table"}
 
