@@ -278,6 +278,40 @@ class PgServer:
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, **kwargs)
 
+    def dsn_for(self, dbname: str) -> str:
+        return self.dsn.replace("dbname=postgres", f"dbname={dbname}")
+
+    def subscribe(self, timeout: float = 15.0) -> None:
+        """A logical replication subscription from database `sub` to a publication in
+        database `pub` of this same server (slot made by hand: CREATE SUBSCRIPTION cannot
+        create it on its own server). Its apply worker takes a max_worker_processes slot,
+        as on a real subscriber; returns once that worker runs."""
+        with self.connect(autocommit=True) as c:
+            c.execute("CREATE DATABASE pub")
+            c.execute("CREATE DATABASE sub")
+        pub = self.dsn_for("pub")
+        with psycopg.connect(pub, autocommit=True) as c:
+            c.execute("CREATE TABLE t (i int PRIMARY KEY)")
+            c.execute("CREATE PUBLICATION p FOR TABLE t")
+            c.execute("SELECT pg_create_logical_replication_slot('s', 'pgoutput')")
+        with psycopg.connect(self.dsn_for("sub"), autocommit=True) as c:
+            c.execute("CREATE TABLE t (i int PRIMARY KEY)")
+            c.execute(
+                f"CREATE SUBSCRIPTION s CONNECTION '{pub}' PUBLICATION p "
+                "WITH (create_slot = false, slot_name = 's')"
+            )
+        deadline = time.monotonic() + timeout
+        with self.connect(autocommit=True) as c:
+            while time.monotonic() < deadline:
+                row = c.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE backend_type LIKE 'logical replication%worker'"
+                ).fetchone()
+                if row and row[0]:
+                    return
+                time.sleep(0.1)
+        raise RuntimeError("the subscription's apply worker did not start")
+
     def read_log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -359,37 +359,6 @@ SCENARIOS += [
 ]
 
 
-def subscribe(pg: PgServer) -> None:
-    """A subscription from database `sub` to a publication in database `pub` of the same server
-    (slot created by hand: CREATE SUBSCRIPTION cannot create it on its own server). Its apply
-    worker takes a max_worker_processes slot, like on a real subscriber."""
-    with pg.connect(autocommit=True) as c:
-        c.execute("CREATE DATABASE pub")
-        c.execute("CREATE DATABASE sub")
-    pub = pg.dsn.replace("dbname=postgres", "dbname=pub")
-    with psycopg.connect(pub, autocommit=True) as c:
-        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
-        c.execute("CREATE PUBLICATION p FOR TABLE t")
-        c.execute("SELECT pg_create_logical_replication_slot('s', 'pgoutput')")
-    with psycopg.connect(pg.dsn.replace("dbname=postgres", "dbname=sub"), autocommit=True) as c:
-        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
-        c.execute(
-            f"CREATE SUBSCRIPTION s CONNECTION '{pub}' PUBLICATION p "
-            "WITH (create_slot = false, slot_name = 's')"
-        )
-    deadline = time.monotonic() + 10
-    with pg.connect(autocommit=True) as c:
-        while time.monotonic() < deadline:
-            row = c.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE backend_type LIKE 'logical replication%worker'"
-            ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.1)
-    raise RuntimeError("the subscription's apply worker did not start")
-
-
 @contextmanager
 def workload(dsn: str, idle: int, idle_in_tx: int, active: int) -> Iterator[None]:
     """Client connections: `idle` idle ones, `idle_in_tx` inside an open transaction, and
@@ -429,7 +398,7 @@ def workload(dsn: str, idle: int, idle_in_tx: int, active: int) -> Iterator[None
 def capture(sc: Scenario) -> tuple[Path, list[str]]:
     with PgServer(sc.major, settings={"shared_preload_libraries": PRELOAD, **sc.settings}) as pg:
         if sc.subscription:
-            subscribe(pg)
+            pg.subscribe()
         for _ in range(sc.connects):
             psycopg.connect(pg.dsn, autocommit=True).close()
         with pg.connect(autocommit=True) as c:

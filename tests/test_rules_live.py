@@ -37,45 +37,12 @@ def findings(snap: Snapshot) -> dict[str, Finding]:
     return {f.rule: f for f in report.findings}
 
 
-def db_dsn(pg: PgServer, db: str) -> str:
-    return pg.dsn.replace("dbname=postgres", f"dbname={db}")
-
-
 def alter_system(pg: PgServer, **settings: str) -> None:
     with pg.connect(autocommit=True) as c:
         for name, value in settings.items():
             c.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         c.execute("SELECT pg_reload_conf()")
     time.sleep(0.3)
-
-
-def subscribe(pg: PgServer) -> None:
-    """A logical replication subscription inside one server: its apply worker takes a
-    max_worker_processes slot like on a real subscriber."""
-    with pg.connect(autocommit=True) as c:
-        c.execute("CREATE DATABASE pub")
-        c.execute("CREATE DATABASE sub")
-    with psycopg.connect(db_dsn(pg, "pub"), autocommit=True) as c:
-        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
-        c.execute("CREATE PUBLICATION p FOR TABLE t")
-        c.execute("SELECT pg_create_logical_replication_slot('s', 'pgoutput')")
-    with psycopg.connect(db_dsn(pg, "sub"), autocommit=True) as c:
-        c.execute("CREATE TABLE t (i int PRIMARY KEY)")
-        c.execute(
-            f"CREATE SUBSCRIPTION s CONNECTION '{db_dsn(pg, 'pub')}' PUBLICATION p "
-            "WITH (create_slot = false, slot_name = 's')"
-        )
-    deadline = time.monotonic() + 15
-    with pg.connect(autocommit=True) as c:
-        while time.monotonic() < deadline:
-            row = c.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE backend_type LIKE 'logical replication%worker'"
-            ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.1)
-    pytest.fail("the subscription's apply worker did not start")
 
 
 @contextmanager
@@ -125,7 +92,7 @@ def test_worker_budget_rules_fire_then_quiet_after_the_fix(make_pg: MakePg) -> N
         max_parallel_workers_per_gather=6,
         superuser_reserved_connections=0,
     )
-    subscribe(pg)
+    pg.subscribe()
     alter_system(pg, max_parallel_workers="4")
 
     small = collect(pg.dsn, sample_seconds=0, cores=2, memory=1 * GiB)
