@@ -90,6 +90,15 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
     _add_statement_timeout(p)
 
 
+def _add_pooler_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pgpool-conf", metavar="FILE", help="a pgpool-II pgpool.conf to check")
+    p.add_argument(
+        "--pgpool-dsn",
+        metavar="DSN",
+        help="pgpool-II's own port (SHOW POOL_NODES/POOL_PROCESSES/...; sampled with --sample)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advisor",
@@ -144,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the recommendations as SQL grouped by restart/reload/session (never run)",
     )
     _add_connection_options(rep)
+    _add_pooler_options(rep)
     rep.add_argument(
         "--plan",
         action="append",
@@ -162,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(col)
     col.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    _add_pooler_options(col)
     col.add_argument(
         "--explain-top",
         type=int,
@@ -312,12 +323,36 @@ def _collect(args: argparse.Namespace) -> Any:
         raise ConnectFailed(str(exc)) from None
 
 
+def _pgpool(args: argparse.Namespace) -> Any:
+    """pgpool-II facts from --pgpool-conf and/or --pgpool-dsn (None without either)."""
+    if not (args.pgpool_conf or args.pgpool_dsn):
+        return None
+    from advisor.pooler.pgpool import PgpoolConfError, PgpoolConsoleError, gather
+
+    if args.pgpool_dsn and args.sample > 0 and sys.stderr.isatty():
+        print(f"Sampling the pgpool console for {args.sample:g} s ...", file=sys.stderr)
+    try:
+        return gather(
+            args.pgpool_conf,
+            args.pgpool_dsn,
+            args.dsn,
+            sample_seconds=args.sample,
+            statement_timeout_ms=args.statement_timeout,
+        )
+    except PgpoolConfError as exc:
+        raise UsageError(str(exc)) from None
+    except PgpoolConsoleError as exc:
+        raise ConnectFailed(str(exc)) from None
+
+
 def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     from advisor.snapshot import SnapshotError
 
     if args.explain_top < 0:
         raise UsageError("--explain-top must be 0 or more")
+    pgpool = _pgpool(args)
     snap = _collect(args)
+    snap.pgpool = pgpool
     if args.explain_top:
         from advisor.collect import CollectError
         from advisor.collect.explain import explain_top
@@ -347,9 +382,11 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
     from advisor.report import Skipped, Target, exit_code
 
     plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
-    live = args.dsn is not None or (args.snapshot is None and not args.plan)
+    poolers = bool(args.pgpool_conf or args.pgpool_dsn)
+    live = args.dsn is not None or (args.snapshot is None and not args.plan and not poolers)
     if args.snapshot and args.dsn:
         raise UsageError("give a SNAPSHOT or --dsn, not both")
+    pgpool = _pgpool(args)
     snap = None
     if args.snapshot:
         from advisor.snapshot import Snapshot, SnapshotError
@@ -367,6 +404,8 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
 
         facts = facts_from_snapshot(snap)
         facts.plans = facts.plans + plans  # plans captured by collect --explain-top first
+    if pgpool is not None:
+        facts.pgpool = pgpool
     report = engine.analyse(facts, select=args.select, ignore=args.ignore)
     if snap is not None:
         t = snap.target

@@ -31,12 +31,15 @@ MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activit
 
 def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
     """Recommended settings for the snapshot in `facts` (none without a snapshot)."""
-    if facts.snapshot is None or facts.settings is None:
-        return []
     fired: dict[str, Finding] = {}
     for f in findings:
         fired.setdefault(f.rule, f)
-    return _Advisor(facts, fired).run()
+    recs = [] if facts.snapshot is None or facts.settings is None else _Advisor(facts, fired).run()
+    if facts.pgpool is not None:
+        from advisor.pooler.pgpool_sizing import recommend_pgpool
+
+        recs += recommend_pgpool(facts, fired)
+    return recs
 
 
 class _Advisor:

@@ -272,6 +272,70 @@ class SkippedItem(_Model):
     reason: str
 
 
+class PgpoolSetting(_Model):
+    """One pgpool.conf key as written (`*_password` keys: only how it is stored)."""
+
+    value: str
+    line: int
+
+
+class PgpoolNode(_Model):
+    """One SHOW POOL_NODES row (pg_status/pg_role: 4.3+)."""
+
+    node_id: int
+    hostname: str
+    port: int
+    status: str
+    pg_status: str | None = None
+    lb_weight: float = 0.0
+    role: str
+    pg_role: str | None = None
+    select_cnt: int = 0
+    load_balance_node: bool = False
+    replication_delay: str | None = None
+    replication_state: str | None = None
+
+
+class PgpoolSample(_Model):
+    """SHOW POOL_PROCESSES / POOL_POOLS at `t` seconds; counts include the advisor's own
+    console session (one child). `waiting`: the kernel accept queue of a local pgpool."""
+
+    t: float
+    children: int
+    busy: int
+    idle: int
+    idle_in_transaction: int
+    executing: int
+    idle_seconds: list[float] = Field(default_factory=list)  # client_idle_duration of idle ones
+    waiting: int | None = None
+
+
+class PgpoolBackendLimit(_Model):
+    """Connection limits of one backend node, read directly from that server."""
+
+    node_id: int
+    address: str
+    max_connections: int
+    superuser_reserved_connections: int = 0
+    reserved_connections: int = 0  # PostgreSQL 16+ (not pgpool's parameter of the same name)
+
+
+class PgpoolFacts(_Model):
+    """pgpool-II: its file (`--pgpool-conf`) and/or its console (`--pgpool-dsn`)."""
+
+    conf_file: str | None = None
+    settings: dict[str, PgpoolSetting] = Field(default_factory=dict)
+    console: bool = False
+    dsn_host: str | None = None
+    version: str | None = None  # SHOW POOL_VERSION
+    live_settings: dict[str, str] = Field(default_factory=dict)  # PGPOOL SHOW ALL (item -> value)
+    nodes: list[PgpoolNode] = Field(default_factory=list)
+    samples: list[PgpoolSample] = Field(default_factory=list)
+    sample_seconds: float = 0.0
+    backend_limits: list[PgpoolBackendLimit] = Field(default_factory=list)
+    unreachable: list[str] = Field(default_factory=list)  # backend nodes whose limits are unknown
+
+
 class Snapshot(_Model):
     schema_version: Literal[1] = 1
     tool: ToolInfo
@@ -294,6 +358,7 @@ class Snapshot(_Model):
     catalog: bool = False
     relations: list[RelationFact] = Field(default_factory=list)
     functions: list[FunctionFact] = Field(default_factory=list)
+    pgpool: PgpoolFacts | None = None
     skipped: list[SkippedItem] = Field(default_factory=list)
 
     # -- conveniences ---------------------------------------------------------------------------
@@ -401,4 +466,5 @@ def facts_from_snapshot(snap: Snapshot) -> Facts:
         settings={name: s.setting for name, s in snap.settings.items() if s.setting is not None},
         server_version_num=snap.target.server_version_num,
         snapshot=snap,
+        pgpool=snap.pgpool,
     )
