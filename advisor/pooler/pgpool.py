@@ -116,10 +116,11 @@ PASSWORD_KEY = re.compile(r"password\d*$")
 
 
 class PgpoolConfError(ValueError):
-    """A pgpool.conf pgpool would refuse: one sentence naming the file and the line."""
+    """A pgpool.conf pgpool refuses (or, for a few values, silently misreads): one sentence
+    naming the file and the line."""
 
     def __init__(self, source: str, line: int, message: str) -> None:
-        super().__init__(f"{source}, line {line}: {message}")
+        super().__init__(f"{source}, line {line}: {message}" if line else f"{source}: {message}")
         self.source, self.line, self.message = source, line, message
 
 
@@ -170,7 +171,7 @@ def _check_value(key: str, value: str) -> str | None:
     base = _PER_NODE.match(key)
     name = base.group(1) if base else key
     if name in _BOOL_KEYS and as_bool(value) is None:
-        return f"{key} must be on or off, not {value!r}"
+        return f"{key} must be on or off, not {value!r} (pgpool 4.3 silently ignores it)"
     if (name in _TIME_KEYS and as_seconds(value) is None) or (
         name in _INT_KEYS and as_int(value) is None
     ):
@@ -182,7 +183,7 @@ def _check_value(key: str, value: str) -> str | None:
     if name == "backend_port" and not (1 <= (as_int(value) or 0) <= 65535):
         return f"{key} must be a port number, not {value!r}"
     if name in ("num_init_children", "max_pool") and (as_int(value) or 0) < 1:
-        return f"{key} must be at least 1, not {value!r}"
+        return f"{key} must be at least 1, not {value!r}"  # max_pool 0: no connection cache
     return None
 
 
