@@ -42,6 +42,7 @@ KNOWN_NEEDS = frozenset(
         "pgbouncer_console",
         "pgpool_conf",
         "pgpool_console",
+        "pgpool_backends",
     }
 )
 
@@ -263,6 +264,8 @@ class Facts:
                 have.add("pgpool_conf")
             if self.pgpool.console:
                 have.add("pgpool_console")
+            if self.pgpool.backend_limits:
+                have.add("pgpool_backends")
         return have
 
 
@@ -318,6 +321,7 @@ _NEED_WORDS = {
     "hw": "hardware facts (--cores/--memory or a local server)",
     "pgpool_conf": "a pgpool.conf (--pgpool-conf)",
     "pgpool_console": "the pgpool console (--pgpool-dsn)",
+    "pgpool_backends": "the backend nodes' limits (--dsn or a reachable --pgpool-dsn)",
 }
 
 

@@ -211,6 +211,10 @@ def test_backend_budget_is_checked_on_every_node(cluster: PgpoolCluster, tmp_pat
     assert nodes == {0: "critical", 1: "critical"}
     rec = pgpool_recs(data)
     assert rec["num_init_children"]["recommended"] == str((27 - 2) // 4)
+    # The console alone: the running values, limits read from each node with its credentials.
+    _, data = report("--pgpool-dsn", cluster.dsn)
+    assert "PP01" not in {s["rule"] for s in data["skipped"]}
+    assert "PP01" not in rules(data)  # 3 x 1, doubled, + 2 checks = 8 of 27
 
 
 def test_misconfigured_conf_with_a_live_server(cluster: PgpoolCluster, tmp_path: Path) -> None:
