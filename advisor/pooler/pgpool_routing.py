@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from advisor.workload import _func_name, _parse, _qualifier, _walk
@@ -60,6 +61,7 @@ _READ_START = re.compile(r"^\s*[sS(wWtT]")
 _OWN = re.compile(r"^\s*-- (advisor|[a-z_]+?)(_post_\d+)?:")
 
 
+@cache
 def _own_names() -> frozenset[str]:
     import os
 
