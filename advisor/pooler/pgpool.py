@@ -19,9 +19,9 @@ SHOW POOL_PROCESSES / POOL_VERSION with an empty result set before the real one 
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -261,9 +261,7 @@ def parse_conf(text: str, source: str = "pgpool.conf") -> PgpoolConf:
 
 
 def read_conf(path: str) -> PgpoolConf:
-    """Read and parse a pgpool.conf file; unreadable files raise PgpoolConfError at line 0."""
-    import os
-
+    """Read and parse a pgpool.conf file (PgpoolConfError without a line when unreadable)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
@@ -405,16 +403,13 @@ def listen_queue(port: int) -> int | None:
     return total if seen else None
 
 
-def _processes(cur: Any) -> Iterator[dict[str, str]]:
-    yield from _last_result(cur, "SHOW POOL_PROCESSES")
-
-
 def read_console(
     dsn: str, *, sample_seconds: float = 0, interval: float = 0.5, connect_timeout: int = 10
 ) -> PgpoolFacts:
     """SHOW POOL_VERSION / POOL_NODES once, SHOW POOL_PROCESSES and POOL_POOLS every `interval`
-    for `sample_seconds` (at least once). The advisor's own session occupies one child; the
-    samples say so (`own_session`). Raises `PgpoolConsoleError` (one sentence, no password)."""
+    for `sample_seconds` (at least once), PGPOOL SHOW ALL for the running values. The
+    advisor's own session occupies one child and is counted in every sample (the checks
+    subtract it). Raises `PgpoolConsoleError` (one sentence, no password)."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
@@ -501,7 +496,7 @@ def _sample(cur: Any, t: float, waiting: int | None, primary: int) -> tuple[Any,
     """One PgpoolSample and the primary backend pids of the children whose client is idle."""
     from advisor.snapshot import PgpoolSample
 
-    procs = list(_processes(cur))
+    procs = _last_result(cur, "SHOW POOL_PROCESSES")
     idle_for: dict[str, float] = {}
     idle_pids: list[int] = []
     for r in _last_result(cur, "SHOW POOL_POOLS"):  # 4.3+: client_idle_duration per pool
