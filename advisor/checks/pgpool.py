@@ -224,16 +224,23 @@ def reads_pinned_to_primary(facts: Facts, card: Card) -> Iterator[Evidence]:
                 else "volatile in pg_proc (both function lists are empty)"
             )
             cause = f"it calls {', '.join(f + '()' for f in r.functions)}, {how}"
-            alters = [
-                f"ALTER FUNCTION {identity.get(f.lower(), f)} STABLE;  -- if it writes nothing"
+            builtin = [f for f in r.functions if f not in user]
+            fixes = [
+                f"ALTER FUNCTION {identity.get(f.lower(), f)} STABLE; (only if it writes nothing)"
                 for f in user
             ]
-            fix = (
-                " / ".join(alters)
-                + (" ; or " if alters else "")
-                + "list the functions that only read in read_only_function_list (pgpool.conf; "
-                "reload), or compute volatile values in the client"
-            )
+            if user:
+                fixes.append(
+                    "or list them in read_only_function_list (pgpool.conf; reload; the list then "
+                    "decides for every function)"
+                )
+            if builtin:
+                fixes.append(
+                    f"Compute {', '.join(f + '()' for f in builtin)} in the client or in a "
+                    "separate statement and pass the value in, so the read itself can go to a "
+                    "standby"
+                )
+            fix = "; ".join(fixes)
         found += 1
         yield {
             "where": f"statement {s.queryid}",
