@@ -135,3 +135,31 @@ def test_the_advisors_own_statements_are_recognised() -> None:
     assert is_own("-- advisor: idle time\nSELECT 1")
     assert not is_own("-- tracing\nSELECT v FROM t")
     assert not is_own("SELECT 1")
+
+
+SNAPSHOTS = Path(__file__).resolve().parent.parent / "sample_snapshots"
+
+
+def _pp(name: str, **live: str) -> set[str]:
+    from advisor.engine import analyse
+    from advisor.snapshot import Snapshot, facts_from_snapshot
+
+    facts = facts_from_snapshot(Snapshot.load(SNAPSHOTS / name))
+    assert facts.pgpool is not None
+    facts.pgpool.live_settings.update(live)
+    return {f.rule for f in analyse(facts, select=["PP"]).findings}
+
+
+def test_idle_limit_that_already_cuts_idle_clients_quiets_pp03() -> None:
+    assert "PP03" in _pp("pgpool_saturated_pg15.json")
+    assert "PP03" not in _pp("pgpool_saturated_pg15.json", client_idle_limit="5")
+    assert "PP03" in _pp("pgpool_saturated_pg15.json", client_idle_limit="300")
+
+
+def test_comments_allowed_and_read_only_list_unpin_reads() -> None:
+    assert "PP05" in _pp("pgpool_pinned_pg15.json")
+    assert "PP05" not in _pp(
+        "pgpool_pinned_pg15.json",
+        allow_sql_comments="on",
+        read_only_function_list="app_flag,random",
+    )
