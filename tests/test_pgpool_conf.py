@@ -115,6 +115,7 @@ def test_reads_the_real_test_conf_of_the_knowledge_base() -> None:
         ("backend_port1 = 70000\n", 1, "backend_port1 must be a port number"),
         ("backend_weight0 = -1\n", 1, "backend_weight0 must be a number"),
         ("health_check_period1 = soon\n", 1, "health_check_period1 must be a whole number"),
+        ("x = 1\nhealth_check_period = -10\n", 2, "health_check_period must be 0 or more"),
         ("delay_threshold = 10 parsecs\n", 1, "syntax error"),
     ],
 )

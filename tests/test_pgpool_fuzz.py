@@ -63,7 +63,7 @@ def check(text: str) -> PgpoolConf | None:
     facts = conf_facts(conf)
     view = PgpoolView(facts)
     for key in ("num_init_children", "max_pool", "delay_threshold", "health_check_period"):
-        assert view.number(key) >= 0 or key == "delay_threshold"
+        assert view.number(key) >= 0
     _ = (view.node_ids(), view.standbys(), view.load_balancing())
     report = run(Facts(pgpool=facts), Report(), select=["PP"])
     for f in report.findings:

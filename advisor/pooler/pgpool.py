@@ -178,6 +178,8 @@ def _check_value(key: str, value: str) -> str | None:
         return f"{key} must be a whole number, not {value!r}"
     if name in _BYTE_KEYS and as_bytes(value) is None:
         return f"{key} must be a size in bytes, not {value!r}"
+    if name in _TIME_KEYS | _INT_KEYS | _BYTE_KEYS and value.strip().startswith("-"):
+        return f"{key} must be 0 or more, not {value!r}"  # pgpool's ranges start at 0
     if name == "backend_weight" and not re.fullmatch(r"\d+(\.\d*)?|\.\d+", value.strip()):
         return f"{key} must be a number of 0 or more, not {value!r}"
     if name == "backend_port" and not (1 <= (as_int(value) or 0) <= 65535):
