@@ -368,6 +368,8 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     except SnapshotError as exc:
         raise UsageError(str(exc)) from None
     skipped = f", {len(snap.skipped)} items not collected (see 'skipped')" if snap.skipped else ""
+    if pgpool is not None:
+        skipped += f", pgpool-II {pgpool.version or '(file only)'}"
     print(
         f"Wrote {args.output}: {snap.target.server_version}, {len(snap.settings)} settings, "
         f"{len(snap.statements)} statements, {len(snap.plans)} plans{skipped}.",
