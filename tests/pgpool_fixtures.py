@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -303,11 +302,6 @@ class PgpoolCluster:
                     return
                 time.sleep(0.1)
         raise RuntimeError("the standby did not catch up")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # -- workloads and scenarios shared by the tests and scripts/capture_pgpool_snapshots.py -------
