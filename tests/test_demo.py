@@ -4,6 +4,7 @@ report, and nothing left behind afterwards, also when the demo is interrupted.""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -163,3 +165,62 @@ def test_demo_cleans_up_when_interrupted(
         if proc.poll() is None:
             proc.kill()
         _reap(tmpdir, [p for p in pids if _alive(p)])
+
+
+def test_demo_keeps_the_server_and_connections_while_the_tui_runs(
+    pg_bins: Callable[[int], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUI is a stand-in here (this test is about the demo, not the app): while it runs,
+    the live server holds the demo's connections and a refresh collects from it; when it
+    returns, everything is gone."""
+    pg_bins(18)
+    from advisor import cli
+    from advisor.collect import collect
+
+    seen: dict[str, Any] = {}
+
+    def run_tui(*, dsn: str, title: str) -> int:
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                "SELECT state, count(*) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1"
+            ).fetchall()
+            row = conn.execute(
+                "SELECT current_setting('data_directory'), current_setting('port')::int"
+            ).fetchone()
+            assert row is not None
+            seen["server"] = (Path(row[0]).parent, row[1])
+        seen["states"] = dict(rows)
+        seen["refresh"] = collect(dsn, sample_seconds=0)
+        seen["title"] = title
+        return 0
+
+    monkeypatch.setitem(sys.modules, "advisor.tui", type(sys)("advisor.tui"))
+    monkeypatch.setattr(sys.modules["advisor.tui"], "run_tui", run_tui, raising=False)
+    out = io.StringIO()
+    assert cli.run(["demo"], out=out) == 0
+    assert out.getvalue() == ""  # the TUI shows the findings, nothing is printed
+    assert seen["title"] == "advisor demo"
+    states = seen["states"]
+    assert states.get("idle", 0) >= 12 and states.get("idle in transaction") == 2, states
+    assert seen["refresh"] is not None
+    tmpdir, port = seen["server"]
+    _assert_gone(tmpdir, port)
+
+
+def test_demo_without_postgres_18_is_one_line_exit_3(tmp_path: Path) -> None:
+    env = {**_env(), "ADVISOR_PG_BIN_18": str(tmp_path / "nowhere")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "advisor", "demo", "--no-tui"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("advisor: demo: PostgreSQL 18 not found"), proc.stderr
+    assert proc.stdout == ""
