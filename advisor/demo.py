@@ -11,6 +11,7 @@ DBA meets in real life, each planted so that one rule sees it (`PLANTED`):
 * an ETL job aggregates a temporary staging table, which workers cannot read;
 * a deep page of a sorted report spills its sort to disk in every worker (work_mem = 4MB);
 * a report stamps each run with nextval(), and an export reads through a cursor;
+* a PL/pgSQL function sums rows in a FOR loop, and an archive table forbids workers;
 * connections are held open while collecting: an idle pool, and transactions left open.
 
 Every workload statement really runs as its role (pg_stat_statements and pg_stat_database count
@@ -56,6 +57,8 @@ PLANTED: dict[str, str] = {
     "PQ203": "a deep page of a sorted report spills its sort in every worker",
     "PQ102": "a report calls nextval() in its query",
     "PQ117": "an export reads sales through a cursor",
+    "PQ114": "sales_archive has the storage parameter parallel_workers = 0",
+    "PQ118": "customer_total(int) sums sales row by row in a PL/pgSQL FOR loop",
     "CN003": "12 idle connections are held open",
     "CN004": "2 transactions are left open (idle in transaction)",
 }
@@ -85,11 +88,17 @@ SETUP = (
     f"FROM generate_series(1, {SALES_ROWS}) g",
     "CREATE TABLE shop_config AS SELECT 'key' || g AS key, 'value ' || g AS value "
     "FROM generate_series(1, 200) g",
-    "ANALYZE customers, sales, shop_config",
+    "CREATE TABLE sales_archive AS SELECT * FROM sales WHERE sold_at < date '2024-07-01'",
+    "ALTER TABLE sales_archive SET (parallel_workers = 0)",
+    "ANALYZE customers, sales, sales_archive, shop_config",
     # No PARALLEL label: CREATE FUNCTION makes it PARALLEL UNSAFE.
     "CREATE FUNCTION fiscal_quarter(d date) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$\n"
     "BEGIN\n  RETURN 'FY' || extract(year FROM d + 92) || '-Q' || extract(quarter FROM d + 92);\n"
     "END\n$$",
+    "CREATE FUNCTION customer_total(c int) RETURNS numeric LANGUAGE plpgsql STABLE AS $$\n"
+    "DECLARE\n  r record;\n  total numeric := 0;\nBEGIN\n"
+    "  FOR r IN SELECT amount FROM sales WHERE customer_id = c LOOP\n"
+    "    total := total + r.amount;\n  END LOOP;\n  RETURN total;\nEND\n$$",
     "CREATE SEQUENCE report_run",
     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO analyst, dashboard, etl, shop",
     "GRANT USAGE ON SEQUENCE report_run TO dashboard",
@@ -120,6 +129,7 @@ WORKLOAD = (
         run=(
             (DASHBOARD_QUERY, 6),
             ("SELECT nextval('report_run') AS run, count(*) FROM sales WHERE amount > 50", 3),
+            ("SELECT customer_total(42)", 2),
             (
                 "BEGIN; DECLARE export CURSOR FOR SELECT id, customer_id, amount FROM sales "
                 "WHERE sold_at >= date '2025-06-01'; FETCH 1000 FROM export; COMMIT",
@@ -242,8 +252,8 @@ class Demo:
         self.pg.start()
         psql = self.pg.psql_path()
         self.progress.note(
-            f"advisor demo: PostgreSQL {self.pg.version.split()[1]} in {self.pg.tmpdir}; "
-            f'connect meanwhile with: {psql or "psql"} "{self.dsn}"'
+            f"advisor demo: PostgreSQL {self.pg.version.split()[1]} in {self.pg.tmpdir} "
+            f'(removed on exit); connect meanwhile with\n  {psql or "psql"} "{self.dsn}"'
         )
 
     def _build(self) -> None:
@@ -414,8 +424,7 @@ def run(args: Any, out: IO[str], err: IO[str] | None = None) -> int:
             run_tui = None if args.no_tui else _tui()
             if run_tui is not None:
                 progress.done()
-                run_tui(dsn=demo.dsn, title="advisor demo")
-                return 0
+                return int(run_tui(dsn=demo.dsn, title="advisor demo") or 0)
             if not args.no_tui:
                 progress.note("advisor demo: no TUI in this build; printing the report instead.")
             snap = demo.collect()
