@@ -3,7 +3,7 @@ printed report, and where it goes, from the demo's own progress lines (seconds s
 
     uv run python bench/demo_bench.py [--runs 3]
 
-Each run starts its own PostgreSQL 18, builds the shop database (1,000,000 sales rows), runs
+Each run starts its own PostgreSQL 18, builds the shop database (500,000 sales rows), runs
 the workload, samples pg_stat_activity for 1.5 s, reports and removes the server.
 """
 
