@@ -351,21 +351,19 @@ class Demo:
         return snap
 
     def close(self) -> None:
-        """Stop the dashboard, close the held connections, stop the server, remove its temp
-        dir. Signals are ignored meanwhile so that a second Ctrl-C cannot cut it short."""
+        """Stop the server and remove its temp dir, then let the dashboard thread end and close
+        the held connections. Signals are ignored meanwhile so that a second Ctrl-C cannot cut
+        it short."""
         with _signals_ignored():
             self._stop.set()
-            for conn in self._held:
-                with contextlib.suppress(Exception):
-                    conn.cancel_safe(timeout=2.0)
+            if self.pg is not None:
+                self.pg.stop()  # immediate shutdown: also ends the dashboard's running query
             if self._dashboard is not None:
                 self._dashboard.join(timeout=5.0)
             for conn in self._held:
                 with contextlib.suppress(Exception):
                     conn.close()
             self._held.clear()
-            if self.pg is not None:
-                self.pg.stop()
 
 
 _CLEANUP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
