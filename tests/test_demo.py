@@ -109,13 +109,36 @@ def _reap(tmpdir: Path | None, pids: Collection[int]) -> None:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _watch(proc: subprocess.Popen[str], when: str) -> tuple[str, Path, int, set[int]]:
+    """Read the demo's stderr up to the progress line holding `when`: what it printed, and its
+    server's temp dir, port and processes at that moment."""
+    assert proc.stderr is not None
+    seen = ""
+    for line in proc.stderr:
+        seen += line
+        if when in line:
+            tmpdir, port = _server_of(seen)
+            return seen, tmpdir, port, _server_pids(tmpdir)
+    raise AssertionError(f"no {when!r} in:\n{seen}")
+
+
 def test_demo_report_names_every_planted_problem(pg_bins: Callable[[int], object]) -> None:
     pg_bins(18)
     assert set(PLANTED) == EXPECTED
     proc = _start("--no-tui", "--json")
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 1, err  # warnings found: exit 1, as `advisor report`
-    assert "Traceback" not in err
+    tmpdir: Path | None = None
+    pids: set[int] = set()
+    try:
+        seen, tmpdir, port, pids = _watch(proc, "collecting")
+        out, rest = proc.communicate(timeout=180)
+        err = seen + rest
+        assert proc.returncode == 1, err  # warnings found: exit 1, as `advisor report`
+        assert "Traceback" not in err
+        _assert_gone(tmpdir, port, pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _reap(tmpdir, [p for p in pids if _alive(p)])
     report = json.loads(out)
     fired = {f["rule"] for f in report["findings"]}
     assert fired >= EXPECTED, f"missing {sorted(EXPECTED - fired)}; fired {sorted(fired)}"
@@ -125,8 +148,6 @@ def test_demo_report_names_every_planted_problem(pg_bins: Callable[[int], object
     assert any(p["workers_planned"] == 3 and p["workers_launched"] == 2 for p in report["plans"])
     pq001 = next(f for f in report["findings"] if f["rule"] == "PQ001")
     assert "sales" in pq001["message"]
-    tmpdir, port = _server_of(err)
-    _assert_gone(tmpdir, port)
 
 
 @pytest.mark.parametrize(
@@ -141,23 +162,15 @@ def test_demo_cleans_up_when_interrupted(
 ) -> None:
     pg_bins(18)
     proc = _start("--no-tui")
-    assert proc.stderr is not None
-    seen = ""
     pids: set[int] = set()
     tmpdir: Path | None = None
     try:
-        for line in proc.stderr:
-            seen += line
-            if when in line:
-                tmpdir, port = _server_of(seen)
-                pids = _server_pids(tmpdir)
-                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres") as conn:
-                    row = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
-                assert row is not None and row[0] > 0
-                proc.send_signal(sig)
-                break
+        seen, tmpdir, port, pids = _watch(proc, when)
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres") as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
+        assert row is not None and row[0] > 0
+        proc.send_signal(sig)
         rest_out, rest_err = proc.communicate(timeout=60)
-        assert tmpdir is not None and pids, seen
         err = seen + rest_err
         assert proc.returncode == code, err
         assert "Traceback" not in err
