@@ -90,6 +90,31 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
     _add_statement_timeout(p)
 
 
+def _add_pgbouncer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pgbouncer-ini",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a pgbouncer.ini to check (repeatable: one per PgBouncer instance)",
+    )
+    p.add_argument(
+        "--pgbouncer-dsn",
+        action="append",
+        default=[],
+        metavar="DSN",
+        help="the PgBouncer admin console, e.g. 'host=... port=6432 dbname=pgbouncer user=...' "
+        "(repeatable, in the order of --pgbouncer-ini); --sample also samples SHOW POOLS",
+    )
+    p.add_argument(
+        "--pgbouncer-instances",
+        type=int,
+        metavar="N",
+        help="PgBouncer processes running this configuration behind one address (load "
+        "balancer, so_reuseport, replicas); default: one per --pgbouncer-ini",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advisor",
@@ -151,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an EXPLAIN plan to include (repeatable; '-' for standard input)",
     )
+    _add_pgbouncer_options(rep)
     _add_output_options(rep)
 
     col = sub.add_parser(
@@ -162,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(col)
     col.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    _add_pgbouncer_options(col)
     col.add_argument(
         "--explain-top",
         type=int,
@@ -312,12 +339,38 @@ def _collect(args: argparse.Namespace) -> Any:
         raise ConnectFailed(str(exc)) from None
 
 
+def _pgbouncer(args: argparse.Namespace) -> Any:
+    """PgBouncer facts from --pgbouncer-ini/--pgbouncer-dsn, or None when neither is given."""
+    if not args.pgbouncer_ini and not args.pgbouncer_dsn:
+        if args.pgbouncer_instances is not None:
+            raise UsageError("--pgbouncer-instances needs --pgbouncer-ini or --pgbouncer-dsn")
+        return None
+    if args.pgbouncer_instances is not None and args.pgbouncer_instances < 1:
+        raise UsageError("--pgbouncer-instances must be 1 or more")
+    from advisor.collect import CollectError
+    from advisor.pooler.pgbouncer import IniError, collect_pgbouncer
+
+    try:
+        return collect_pgbouncer(
+            args.pgbouncer_ini,
+            args.pgbouncer_dsn,
+            sample_seconds=args.sample,
+            instance_count=args.pgbouncer_instances,
+        )
+    except IniError as exc:
+        raise UsageError(str(exc)) from None
+    except CollectError as exc:
+        raise ConnectFailed(str(exc)) from None
+
+
 def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     from advisor.snapshot import SnapshotError
 
     if args.explain_top < 0:
         raise UsageError("--explain-top must be 0 or more")
+    bouncer = _pgbouncer(args)
     snap = _collect(args)
+    snap.pgbouncer = bouncer
     if args.explain_top:
         from advisor.collect import CollectError
         from advisor.collect.explain import explain_top
@@ -347,7 +400,8 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
     from advisor.report import Skipped, Target, exit_code
 
     plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
-    live = args.dsn is not None or (args.snapshot is None and not args.plan)
+    bouncer = _pgbouncer(args)
+    live = args.dsn is not None or (args.snapshot is None and not args.plan and bouncer is None)
     if args.snapshot and args.dsn:
         raise UsageError("give a SNAPSHOT or --dsn, not both")
     snap = None
@@ -367,6 +421,10 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
 
         facts = facts_from_snapshot(snap)
         facts.plans = facts.plans + plans  # plans captured by collect --explain-top first
+    if bouncer is not None:
+        facts.pgbouncer = bouncer
+        if snap is not None:
+            snap.pgbouncer = bouncer
     report = engine.analyse(facts, select=args.select, ignore=args.ignore)
     if snap is not None:
         t = snap.target

@@ -22,7 +22,7 @@ from advisor.plan import Plan
 from advisor.report import SEVERITY_RANK, Finding, PlanSummary, Report, Skipped
 
 if TYPE_CHECKING:  # pydantic stays off the offline path
-    from advisor.snapshot import Snapshot
+    from advisor.snapshot import PgBouncerFacts, Snapshot
 
 CODE_RE = re.compile(r"^(PQ|CN|PB|PP)\d{2,3}$")
 HEADINGS = ("## What it finds", "## Why it matters", "## How to fix")
@@ -234,6 +234,7 @@ class Facts:
     settings: dict[str, str] | None = None  # live pg_settings (name -> setting), None offline
     server_version_num: int | None = None
     snapshot: Snapshot | None = None  # everything collected live (sources, activity, pgss, hw)
+    pgbouncer: PgBouncerFacts | None = None  # ini files and/or consoles, with or without a server
 
     def available(self) -> set[str]:
         have: set[str] = set()
@@ -257,6 +258,11 @@ class Facts:
                 have.add("verbose")
         if self.settings is not None:
             have.add("settings")
+        for bouncer in self.pgbouncer.instances if self.pgbouncer is not None else ():
+            if bouncer.ini is not None:
+                have.add("pgbouncer_ini")
+            if bouncer.console is not None:
+                have.add("pgbouncer_console")
         return have
 
 
@@ -310,6 +316,8 @@ _NEED_WORDS = {
     "activity": "pg_stat_activity samples",
     "dbstats": "pg_stat_database",
     "hw": "hardware facts (--cores/--memory or a local server)",
+    "pgbouncer_ini": "a pgbouncer.ini (--pgbouncer-ini)",
+    "pgbouncer_console": "the PgBouncer admin console (--pgbouncer-dsn)",
 }
 
 
@@ -402,7 +410,8 @@ def analyse(facts: Facts, *, select: Iterable[str] = (), ignore: Iterable[str] =
     report = Report()
     report.plans = [summarize(p) for p in facts.plans]
     run(facts, report, select=select, ignore=ignore)
-    if facts.snapshot is not None:  # recommendations need server facts; offline stays lean
+    # recommendations need server or pooler facts; offline plans stay lean
+    if facts.snapshot is not None or facts.pgbouncer is not None:
         from advisor.recommend import recommend
 
         report.recommendations = recommend(facts, report.findings)

@@ -30,13 +30,19 @@ MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activit
 
 
 def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
-    """Recommended settings for the snapshot in `facts` (none without a snapshot)."""
-    if facts.snapshot is None or facts.settings is None:
-        return []
+    """Recommended settings for the snapshot in `facts` (none without a snapshot), then the
+    poolers' (PgBouncer works from its ini or console alone)."""
     fired: dict[str, Finding] = {}
     for f in findings:
         fired.setdefault(f.rule, f)
-    return _Advisor(facts, fired).run()
+    recs = []
+    if facts.snapshot is not None and facts.settings is not None:
+        recs = _Advisor(facts, fired).run()
+    if facts.pgbouncer is not None:
+        from advisor.pooler.pgbouncer_sizing import recommend_pgbouncer
+
+        recs += recommend_pgbouncer(facts, fired)
+    return recs
 
 
 class _Advisor:

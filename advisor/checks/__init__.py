@@ -7,6 +7,6 @@ server-wide budgets of worker processes, cores, memory and connection slots), `w
 (PQ102, PQ117-PQ119: pg_stat_statements texts and PL/pgSQL bodies parsed with pglast).
 """
 
-from advisor.checks import catalog, eligibility, runtime, server, settings, workload
+from advisor.checks import catalog, eligibility, pgbouncer, runtime, server, settings, workload
 
-__all__ = ["catalog", "eligibility", "runtime", "server", "settings", "workload"]
+__all__ = ["catalog", "eligibility", "pgbouncer", "runtime", "server", "settings", "workload"]
