@@ -22,10 +22,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-
-from advisor.collect.secrets import REDACTED
 
 if TYPE_CHECKING:
     from advisor.snapshot import (
@@ -37,13 +34,14 @@ if TYPE_CHECKING:
         PgBouncerProcessFact,
     )
 
+REDACTED = "***"  # as advisor.collect.secrets (not imported: the offline path stays small)
 MAX_INCLUDE_DEPTH = 10
 ADMIN_DB = "pgbouncer"
-_KEY = re.compile(r"[A-Za-z0-9_.*-]+")
+_KEY = r"[A-Za-z0-9_.*-]+"
 # A `;` or `#` after blank space, outside single quotes: an inline comment to PgBouncer's eyes
 # it is part of the value (PB01).
-_INLINE = re.compile(r"(?:^|\s)([;#].*)$")
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'")
+_INLINE = r"(?:^|\s)([;#].*)$"
+_QUOTED = r"'(?:[^'\\]|\\.|'')*'"
 
 # Built-in defaults (SHOW CONFIG of 1.18, knowledge/artifacts; unchanged through 1.25 for these
 # keys except max_prepared_statements, 0 -> 200 in 1.24).
@@ -301,7 +299,7 @@ def _parse_lines(
                 IniEntry(section=section[0], key="", value="", file=name, line=lineno)
             )
             continue
-        m = _KEY.match(line)
+        m = re.match(_KEY, line)
         rest = line[m.end() :] if m else line
         if m is None or not rest.lstrip(" \t").startswith("="):
             hint = (
@@ -330,9 +328,23 @@ def mask_password(connstr: str) -> str:
 
 
 def _quote(value: str) -> str:
-    return (
-        value if value and not re.search(r"[\s']", value) else "'" + value.replace("'", "''") + "'"
-    )
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class _Word:
+    """`[A-Za-z0-9_]+` at a position, compiled on first use (keeps the import cheap)."""
+
+    pattern: re.Pattern[str] | None = None
+
+    def match(self, text: str, pos: int) -> re.Match[str] | None:
+        if self.pattern is None:
+            self.pattern = re.compile(r"[A-Za-z0-9_]+")
+        return self.pattern.match(text, pos)
+
+
+_WORD = _Word()
 
 
 def parse_connstr(text: str) -> dict[str, str]:
@@ -345,7 +357,7 @@ def parse_connstr(text: str) -> dict[str, str]:
             i += 1
         if i >= n:
             return out
-        m = re.compile(r"[A-Za-z0-9_]+").match(text, i)
+        m = _WORD.match(text, i)
         if m is None:
             raise ValueError(f"syntax error in connection string at {text[i:]!r}")
         key, i = m.group(0).lower(), m.end()
@@ -386,7 +398,7 @@ def parse_connstr(text: str) -> dict[str, str]:
 
 def inline_comment(value: str) -> str | None:
     """The trailing `; ...` or `# ...` PgBouncer would take as part of `value`, if any."""
-    m = _INLINE.search(_QUOTED.sub(lambda q: "x" * len(q.group(0)), value))
+    m = re.search(_INLINE, re.sub(_QUOTED, lambda q: "x" * len(q.group(0)), value))
     return value[m.start(1) :] if m else None
 
 
@@ -577,6 +589,8 @@ def _row(cur: Any) -> list[dict[str, Any]]:
     for values in cur.fetchall():
         row: dict[str, Any] = {}
         for k, v in zip(names, values, strict=False):
+            from decimal import Decimal
+
             if isinstance(v, Decimal):  # numeric counters
                 v = int(v) if v == v.to_integral_value() else float(v)
             elif v is not None and not isinstance(v, int | float | str | bool):
@@ -672,7 +686,7 @@ def read_console(
 
 # -- the local process ---------------------------------------------------------------------------
 
-_FD_LINE = re.compile(r"kernel file descriptor limit: .*")
+_FD_LINE = r"kernel file descriptor limit: .*"
 
 
 def _cpu_ticks(pid: int) -> int | None:
@@ -715,7 +729,7 @@ def find_process(ini: PgBouncerIniFact) -> PgBouncerProcessFact | None:
     if logfile is not None and logfile.value:
         try:
             with open(logfile.value, encoding="utf-8", errors="replace") as fh:
-                found = _FD_LINE.findall(fh.read()[-1_000_000:])
+                found = re.findall(_FD_LINE, fh.read()[-1_000_000:])
             fact.log_fd_line = found[-1] if found else None
         except OSError:
             pass
