@@ -361,7 +361,7 @@ class _Advisor:
                 f"peak); current {self.current('max_connections')}{pooler}",
                 self.because(*codes),
             )
-        if cn002:
+        if cn002 and self.facts.pgbouncer is None:  # with one given, pgbouncer_sizing sizes it
             target = self.fired["CN002"].evidence.get("target")
             self.recs.append(
                 Recommendation(

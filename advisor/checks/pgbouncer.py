@@ -286,19 +286,31 @@ def _f(value: Any) -> float:
         return 0.0
 
 
+def busy_servers(inst: PgBouncerInstance, db: str, d: dict[str, float], seconds: float) -> float:
+    """Mean server connections holding a transaction: the mean of Σ sv_active over the SHOW
+    POOLS samples when there are some (1.18's xact_time also counts a client's first wait),
+    else Δtotal_xact_time / Δt."""
+    samples = [s for s in inst.console.samples if s.database == db] if inst.console else []
+    times = {s.t for s in samples}
+    if len(times) >= 2:
+        return sum(s.sv_active for s in samples) / len(times)
+    return d["xact_time"] / 1e6 / seconds
+
+
 @check("PB06")
 def utilisation(facts: Facts, card: Card) -> Iterator[Evidence]:
     for name, inst in _instances(facts):
         for db, d, seconds in _deltas(inst):
             if seconds < card.threshold("min_seconds"):
                 continue
-            busy = d["xact_time"] / 1e6 / seconds  # mean servers holding a transaction
+            busy = busy_servers(inst, db, d, seconds)
             capacity = sum(p.size for p in pgb.pools(inst) if p.database == db)
             if capacity <= 0:
                 continue
             rho = busy / capacity
             if rho <= card.threshold("utilisation"):
                 continue
+            rate = d["xact_count"] / seconds
             yield {
                 "where": f"{name} database {db}",
                 "database": db,
@@ -307,8 +319,8 @@ def utilisation(facts: Facts, card: Card) -> Iterator[Evidence]:
                 "utilisation": f"{rho:.0%}",
                 "xacts": int(d["xact_count"]),
                 "seconds": seconds,
-                "rate": round(d["xact_count"] / seconds, 1),
-                "xact_ms": round(d["xact_time"] / d["xact_count"] / 1000, 2),
+                "rate": round(rate, 1),
+                "xact_ms": round(busy / rate * 1000, 2),  # Little: W = L / λ
             }
 
 

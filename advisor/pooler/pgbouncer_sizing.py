@@ -57,21 +57,24 @@ def _load_from_console(inst: PgBouncerInstance, db: str) -> tuple[float, float, 
     for name, d, seconds in pgb_deltas(inst):
         if name != db or seconds <= 0 or d.get("xact_count", 0) <= 0:
             continue
+        from advisor.checks.pgbouncer import busy_servers
+
         rate = d["xact_count"] / seconds
-        w = d["xact_time"] / d["xact_count"] / 1e6
+        busy = busy_servers(inst, db, d, seconds)
+        w = busy / rate  # Little: the time a transaction holds a server
         # Clients queueing: the mean of cl_waiting over the samples. (Δtotal_wait_time/Δt
         # would say the same, but 1.18 stops adding to it for clients that stay connected.)
         samples = [s for s in inst.console.samples if s.database == db] if inst.console else []
         times = {s.t for s in samples}
         queue = sum(s.cl_waiting for s in samples) / len(times) if times else 0.0
-        a = rate * w + queue
+        a = busy + queue
         return (
             a,
             w,
-            f"λ = {d['xact_count']:g} transactions / {seconds:g} s = {rate:.1f}/s, W = mean "
-            f"xact_time {w * 1000:.2f} ms (SHOW STATS); a = λW + Lq = {rate * w:.2f} busy + "
-            f"{queue:.2f} waiting (mean cl_waiting of {len(times)} SHOW POOLS samples) "
-            f"= {a:.2f}",
+            f"λ = {d['xact_count']:g} transactions / {seconds:g} s = {rate:.1f}/s; busy servers "
+            f"L = {busy:.2f} (mean sv_active), so W = L/λ = {w * 1000:.2f} ms; offered load "
+            f"a = L + Lq = {busy:.2f} + {queue:.2f} waiting (mean cl_waiting of {len(times)} "
+            f"SHOW POOLS samples) = {a:.2f}",
         )
     return None
 
@@ -189,7 +192,7 @@ def recommend_pgbouncer(facts: Facts, fired: dict[str, Finding]) -> list[Recomme
                     )
             if target is None or target == pool.size:
                 continue
-            per_db = pool.where not in ("SHOW POOLS",) and _db_has_pool_size(inst, db)
+            per_db = _db_has_pool_size(inst, db, "pool_size")
             name = "pool_size" if per_db else "default_pool_size"
             scope = f"{ini} [databases] {db}" if per_db else f"{ini} [pgbouncer] (pool {db})"
             recs.append(
@@ -216,14 +219,15 @@ def recommend_pgbouncer(facts: Facts, fired: dict[str, Finding]) -> list[Recomme
     return recs
 
 
-def _db_has_pool_size(inst: PgBouncerInstance, db: str) -> bool:
+def _db_has_pool_size(inst: PgBouncerInstance, db: str, key: str) -> bool:
+    """Whether the [databases] line of `db` sets `key` itself (then that is what to edit)."""
     if inst.ini is None:
         return False
     entry = pgb.last_entries(inst.ini, "databases").get(db)
     if entry is None:
         return False
     try:
-        return "pool_size" in pgb.parse_connstr(entry.value)
+        return key in pgb.parse_connstr(entry.value)
     except ValueError:
         return False
 
@@ -240,23 +244,45 @@ def _mode(
     session = sorted({db for db, ps in by_db.items() if any(p.mode == "session" for p in ps)})
     if not session or not hazards.startswith("the pg_stat_statements scan found nothing"):
         return []
-    current, src = pgb.setting(inst, "pool_mode")
     assert callable(because)
-    return [
-        Recommendation(
-            kind="pgbouncer",
-            name="pool_mode",
-            scope=f"{ini} [pgbouncer] (pools {', '.join(session)})",
-            current=f"{current} ({src})",
-            recommended="transaction",
-            requires="reload",
-            because=because("PB10"),
-            formula=f"session pooling pins one server connection per client; {hazards}; "
-            "protocol-level prepared statements also need max_prepared_statements > 0 "
-            "(1.21+, see PB16)",
-            apply=f"pool_mode = transaction   then {RELOAD}",
+    recs = []
+    on_line = [db for db in session if _db_has_pool_size(inst, db, "pool_mode")]
+    if on_line:
+        recs.append(
+            Recommendation(
+                kind="pgbouncer",
+                name="pool_mode",
+                scope=f"{ini} [databases] {', '.join(on_line)}",
+                current="session",
+                recommended="transaction",
+                requires="reload",
+                because=because("PB10"),
+                formula=f"session pooling pins one server connection per client; {hazards}; "
+                "protocol-level prepared statements also need max_prepared_statements > 0 "
+                "(1.21+, see PB16)",
+                apply="; ".join(f"{db} = ... pool_mode=transaction" for db in on_line)
+                + f"   then {RELOAD}",
+            )
         )
-    ]
+    rest = [db for db in session if db not in on_line]
+    if rest:
+        current, src = pgb.setting(inst, "pool_mode")
+        recs.append(
+            Recommendation(
+                kind="pgbouncer",
+                name="pool_mode",
+                scope=f"{ini} [pgbouncer] (pools {', '.join(rest)})",
+                current=f"{current} ({src})",
+                recommended="transaction",
+                requires="reload",
+                because=because("PB10"),
+                formula=f"session pooling pins one server connection per client; {hazards}; "
+                "protocol-level prepared statements also need max_prepared_statements > 0 "
+                "(1.21+, see PB16)",
+                apply=f"pool_mode = transaction   then {RELOAD}",
+            )
+        )
+    return recs
 
 
 def _max_db(
@@ -334,7 +360,8 @@ def _clients(inst: PgBouncerInstance, ini: str, because: object) -> list[Recomme
                 requires="restart",
                 because=because("PB04"),
                 formula=f"max_client_conn {target} + server connections {servers} + 10 for "
-                f"listeners and logs = {need}, x {CLIENT_HEADROOM} = {value}",
+                f"listeners and logs = {need}, x {CLIENT_HEADROOM} = "
+                f"{math.ceil(need * CLIENT_HEADROOM)}, at least 1024 = {value}",
                 apply=f"systemctl edit pgbouncer: [Service] LimitNOFILE={value}; or ulimit -n "
                 f"{value} in the start script; then restart PgBouncer",
             )
