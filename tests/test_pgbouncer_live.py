@@ -120,18 +120,28 @@ def _with_server(pg: PgServer, bouncer: Any) -> Any:
     return facts_from_snapshot(snap)
 
 
-def test_session_set_leaks_through_a_transaction_pool_and_pb11_says_so(
+def test_session_state_leaks_through_a_transaction_pool_and_the_rules_say_so(
     make_pg: Callable[..., PgServer], make_bouncer: MakeBouncer
 ) -> None:
+    """pool_size=1, transaction mode: whatever client A leaves on the server, client B gets
+    (knowledge/poolers.md §2.1), and PB11-PB15 name each statement from pg_stat_statements."""
     pg = make_pg(18, shared_preload_libraries="pg_stat_statements")
     with pg.connect(autocommit=True) as c:
         c.execute("CREATE EXTENSION pg_stat_statements")
         c.execute("CREATE SCHEMA tenant_a")
-    b = make_bouncer(pg, settings={"pool_mode": "transaction", "default_pool_size": 1})
+    b = make_bouncer(
+        pg,
+        settings={"pool_mode": "transaction", "default_pool_size": 1},
+        databases={"postgres": "", "batch": "pool_mode=statement"},
+    )
     with psycopg.connect(b.dsn(), autocommit=True) as a:
         a.execute("SET search_path = tenant_a, public")
         a.execute("SET work_mem = '77MB'")
         a.execute("SELECT pg_advisory_lock(777)")
+        a.execute("LISTEN jobs")
+        a.execute("PREPARE p1 AS SELECT 42")
+        a.execute("CREATE TEMP TABLE scratch AS SELECT 1 AS i")
+        a.execute("DECLARE c1 CURSOR WITH HOLD FOR SELECT 7")
     with psycopg.connect(b.dsn(), autocommit=True) as other:  # an unrelated client
         assert other.execute("SHOW search_path").fetchone() == ("tenant_a, public",)
         assert other.execute("SHOW work_mem").fetchone() == ("77MB",)
@@ -140,18 +150,32 @@ def test_session_set_leaks_through_a_transaction_pool_and_pb11_says_so(
             "AND pid = pg_backend_pid()"
         ).fetchone()
         assert held == (1,)  # the first client's session lock sits on this client's backend
+        assert other.execute("SELECT pg_listening_channels()").fetchone() == ("jobs",)
+        assert other.execute("EXECUTE p1").fetchone() == (42,)
+        assert other.execute("SELECT i FROM scratch").fetchone() == (1,)
+        assert other.execute("FETCH c1").fetchone() == (7,)
+    # statement pooling refuses explicit transactions outright
+    with (
+        psycopg.connect(b.dsn("batch"), autocommit=True) as st,
+        pytest.raises(psycopg.Error, match="statement pooling"),
+    ):
+        st.execute("BEGIN")
 
     snap = collect(pg.dsn)
     snap.pgbouncer = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn])
-    report = analyse(facts_from_snapshot(snap), select=["PB11", "PB13"])
-    pb11 = [f for f in report.findings if f.rule == "PB11"]
-    whats = {f.evidence["what"]: f for f in pb11}
-    assert set(whats) == {"SET search_path", "SET work_mem"}
+    report = analyse(facts_from_snapshot(snap), select=["PB11", "PB12", "PB13", "PB14", "PB15"])
+    whats = {f.evidence["what"]: f for f in report.findings}
+    assert {"SET search_path", "SET work_mem"} <= set(whats)
     assert whats["SET search_path"].severity == "critical"
     assert whats["SET work_mem"].severity == "warning"
     assert whats["SET work_mem"].evidence["calls"] == 1
     assert "postgres/postgres (transaction)" in whats["SET work_mem"].message
-    assert any(f.rule == "PB13" for f in report.findings)
+    by_rule = {f.rule for f in report.findings}
+    assert {"PB11", "PB12", "PB13", "PB15"} <= by_rule
+    assert {"LISTEN jobs", "pg_advisory_lock()", "CREATE TEMP TABLE scratch"} <= set(whats)
+    assert "DECLARE c1 ... WITH HOLD" in whats
+    # PG 18 counts EXECUTE under the inner query and drops PREPARE's own text, so the SQL
+    # PREPARE shows up only when its DEALLOCATE ran (the capture script covers that case).
 
 
 def advisor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -199,7 +223,11 @@ def test_cli_report_from_ini_alone(tmp_path: Path) -> None:
 def test_cli_collect_and_report_with_console(
     pg18: PgServer, make_bouncer: MakeBouncer, tmp_path: Path
 ) -> None:
-    b = make_bouncer(pg18, settings={"pool_mode": "session", "default_pool_size": 300})
+    b = make_bouncer(
+        pg18,
+        settings={"pool_mode": "session", "default_pool_size": 300},
+        databases={"postgres": "password=hunter2secret"},
+    )
     snap = tmp_path / "snap.json"
     proc = advisor(
         "collect",
@@ -217,6 +245,7 @@ def test_cli_collect_and_report_with_console(
         str(snap),
     )
     assert proc.returncode == 0, proc.stderr
+    assert "hunter2secret" not in snap.read_text()
     data = json.loads(snap.read_text())
     assert data["pgbouncer"]["instance_count"] == 2
     assert data["pgbouncer"]["instances"][0]["console"]["version"] == "1.18.0"
