@@ -340,23 +340,44 @@ def _collect(args: argparse.Namespace) -> Any:
 
 
 def _pgbouncer(args: argparse.Namespace) -> Any:
-    """PgBouncer facts from --pgbouncer-ini/--pgbouncer-dsn, or None when neither is given."""
+    """PgBouncer facts from --pgbouncer-ini/--pgbouncer-dsn as a started job (None when
+    neither is given): it runs beside the server's collection, so --sample costs its window
+    once. `_pgbouncer_result(job)` waits for it."""
     if not args.pgbouncer_ini and not args.pgbouncer_dsn:
         if args.pgbouncer_instances is not None:
             raise UsageError("--pgbouncer-instances needs --pgbouncer-ini or --pgbouncer-dsn")
         return None
     if args.pgbouncer_instances is not None and args.pgbouncer_instances < 1:
         raise UsageError("--pgbouncer-instances must be 1 or more")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advisor.pooler.pgbouncer import IniError, collect_pgbouncer, parse_ini
+
+    for path in args.pgbouncer_ini:  # a broken file fails fast, before any connection
+        try:
+            parse_ini(path)
+        except IniError as exc:
+            raise UsageError(str(exc)) from None
+    pool = ThreadPoolExecutor(max_workers=1)
+    job = pool.submit(
+        collect_pgbouncer,
+        args.pgbouncer_ini,
+        args.pgbouncer_dsn,
+        sample_seconds=args.sample,
+        instance_count=args.pgbouncer_instances,
+    )
+    pool.shutdown(wait=False)
+    return job
+
+
+def _pgbouncer_result(job: Any) -> Any:
+    if job is None:
+        return None
     from advisor.collect import CollectError
-    from advisor.pooler.pgbouncer import IniError, collect_pgbouncer
+    from advisor.pooler.pgbouncer import IniError
 
     try:
-        return collect_pgbouncer(
-            args.pgbouncer_ini,
-            args.pgbouncer_dsn,
-            sample_seconds=args.sample,
-            instance_count=args.pgbouncer_instances,
-        )
+        return job.result()
     except IniError as exc:
         raise UsageError(str(exc)) from None
     except CollectError as exc:
@@ -368,9 +389,9 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
 
     if args.explain_top < 0:
         raise UsageError("--explain-top must be 0 or more")
-    bouncer = _pgbouncer(args)
+    job = _pgbouncer(args)
     snap = _collect(args)
-    snap.pgbouncer = bouncer
+    snap.pgbouncer = _pgbouncer_result(job)
     if args.explain_top:
         from advisor.collect import CollectError
         from advisor.collect.explain import explain_top
@@ -400,8 +421,8 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
     from advisor.report import Skipped, Target, exit_code
 
     plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
-    bouncer = _pgbouncer(args)
-    live = args.dsn is not None or (args.snapshot is None and not args.plan and bouncer is None)
+    job = _pgbouncer(args)
+    live = args.dsn is not None or (args.snapshot is None and not args.plan and job is None)
     if args.snapshot and args.dsn:
         raise UsageError("give a SNAPSHOT or --dsn, not both")
     snap = None
@@ -414,6 +435,7 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
             raise UsageError(str(exc)) from None
     elif live:
         snap = _collect(args)
+    bouncer = _pgbouncer_result(job)
     if snap is None:
         facts = engine.Facts(plans=plans)
     else:
