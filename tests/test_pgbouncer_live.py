@@ -275,3 +275,31 @@ def test_missing_pgbouncer_fails_in_ci_and_skips_locally(ci: str) -> None:
         assert out.startswith("Failed") and "apt-get install pgbouncer" in out
     else:
         assert out.startswith("Skipped") and "apt-get install pgbouncer" in out
+
+
+def test_named_prepares_break_without_tracking_and_pb16_warns(
+    make_pg: Callable[..., PgServer], make_bouncer: MakeBouncer
+) -> None:
+    """psycopg 3 name-prepares a statement on its 5th execution; through a 1.18 transaction
+    pool of one server, the second client's prepare collides with the first one's."""
+    pg = make_pg(18, shared_preload_libraries="pg_stat_statements")
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE EXTENSION pg_stat_statements")
+    b = make_bouncer(pg, settings={"pool_mode": "transaction", "default_pool_size": 1})
+    first = psycopg.connect(b.dsn(), autocommit=True)
+    second = psycopg.connect(b.dsn(), autocommit=True)
+    try:
+        for i in range(6):
+            first.execute("SELECT %s::int", (i,))
+        with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
+            for i in range(6):
+                second.execute("SELECT %s::int", (i,))
+    finally:
+        first.close()
+        second.close()
+
+    snap = collect(pg.dsn)
+    snap.pgbouncer = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn])
+    report = analyse(facts_from_snapshot(snap), select=["PB16"])
+    (pb16,) = report.findings
+    assert "PgBouncer 1.18.0" in pb16.message and pb16.evidence["calls"] >= 11

@@ -534,8 +534,8 @@ def statement_mode_transactions(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 @check("PB16")
 def protocol_prepares_untracked(facts: Facts, card: Card) -> Iterator[Evidence]:
-    """Transaction pools without prepared-statement tracking, with parameterised statements
-    (the extended protocol) going through them."""
+    """Transaction pools without prepared-statement tracking, with repeated statements going
+    through them (pg_stat_statements cannot tell which protocol a client used)."""
     for name, inst in _instances(facts):
         ver = pgb.instance_version(inst)
         if ver is None:
@@ -547,7 +547,9 @@ def protocol_prepares_untracked(facts: Facts, card: Card) -> Iterator[Evidence]:
         if ver[0] >= (1, 21) and max_prep not in ("", "0"):
             continue
         stmts = [
-            s for s, _ in _routed(facts, ("transaction", "statement")) if "$1" in (s.query or "")
+            s
+            for s, _ in _routed(facts, ("transaction", "statement"))
+            if s.calls >= card.threshold("min_calls")
         ]
         if not stmts:
             continue
