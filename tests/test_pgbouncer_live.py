@@ -239,6 +239,8 @@ def test_cli_collect_and_report_with_console(
         b.admin_dsn,
         "--pgbouncer-instances",
         "2",
+        "--sample",
+        "1",
         "--cores",
         "2",
         "-o",
@@ -248,7 +250,9 @@ def test_cli_collect_and_report_with_console(
     assert "hunter2secret" not in snap.read_text()
     data = json.loads(snap.read_text())
     assert data["pgbouncer"]["instance_count"] == 2
-    assert data["pgbouncer"]["instances"][0]["console"]["version"] == "1.18.0"
+    console = data["pgbouncer"]["instances"][0]["console"]
+    assert console["version"] == "1.18.0" and console["seconds"] >= 1.0
+    assert data["activity_samples"]  # the server was sampled over the same window
     proc = advisor("report", str(snap), "--json", "--select", "PB")
     out = json.loads(proc.stdout)
     pb03 = next(f for f in out["findings"] if f["rule"] == "PB03")
