@@ -79,7 +79,7 @@ def test_later_lines_win_and_include_is_relative_to_cwd(tmp_path: Path) -> None:
         ("[pgbouncer]\njustakey\n", 2, "expected 'key = value'"),
         ("[databases\nx = y\n", 1, "closing"),
         ("stray = 1\n[pgbouncer]\n", 1, "before any"),
-        ('[databases]\n"my-db" = host=x\n', 2, "quoted names"),
+        ("[databases]\n'my-db' = host=x\n", 2, "expected"),
         ("[pgbouncer]\n%include /nonexistent/x.ini\n", 2, "no such file"),
     ],
 )
@@ -141,6 +141,11 @@ QUIRKS = {
     "max_prepared": "[pgbouncer]\nmax_prepared_statements = 100\n",
     "no_equals": "[pgbouncer]\njustakey\n",
     "quoted_name": '[databases]\n"my-db" = host=127.0.0.1\n[pgbouncer]\n',
+    "single_quoted_name": "[databases]\n'my-db' = host=127.0.0.1\n[pgbouncer]\n",
+    "bad_int": "[pgbouncer]\nmax_client_conn = abc\n",
+    "bad_pool_mode": "[pgbouncer]\npool_mode = foo\n",
+    "bad_db_pool_size": "[databases]\nx = host=127.0.0.1 pool_size=big\n[pgbouncer]\n",
+    "good_enum_case": "[pgbouncer]\npool_mode = transaction\nauth_type = scram-sha-256\n",
 }
 
 

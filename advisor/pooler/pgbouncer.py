@@ -179,16 +179,13 @@ DB_KEYS_SINCE: dict[str, Version] = {
         [
             "dbname",
             "host",
-            "port",
             "user",
             "password",
             "auth_user",
             "client_encoding",
             "datestyle",
             "timezone",
-            "pool_size",
             "min_pool_size",
-            "reserve_pool",
             "connect_query",
             "pool_mode",
             "max_db_connections",
@@ -224,6 +221,45 @@ SECTIONS_SINCE: dict[str, Version] = {
 # a session SET of these does not leak (§2.1; IntervalStyle since 1.20).
 TRACKED = frozenset({"client_encoding", "datestyle", "timezone", "standard_conforming_strings"})
 TRACKED_SINCE_1_20 = frozenset({"intervalstyle"})
+
+
+# [pgbouncer] values 1.18 checks at load time (it refuses the file otherwise): integers and
+# enums. ([databases] numbers go through atoi: `pool_size=big` loads silently as 0.)
+INT_KEYS = frozenset(
+    {
+        "max_client_conn",
+        "default_pool_size",
+        "min_pool_size",
+        "reserve_pool_size",
+        "max_db_connections",
+        "max_user_connections",
+        "listen_port",
+        "listen_backlog",
+        "pkt_buf",
+        "sbuf_loopcnt",
+        "max_prepared_statements",
+        "pool_size",
+        "reserve_pool",
+        "port",
+    }
+)
+ENUMS = {
+    "pool_mode": frozenset({"session", "transaction", "statement"}),
+    "auth_type": frozenset(
+        {"cert", "md5", "scram-sha-256", "plain", "trust", "any", "hba", "pam", "ldap"}
+    ),
+}
+
+
+def invalid_value(key: str, value: str) -> str | None:
+    """Why PgBouncer would reject `value` for `key` ('invalid value'), or None."""
+    key = key.lower()
+    if key in INT_KEYS and not re.fullmatch(r"-?\d+", value):
+        return f"invalid value {value!r} for {key}: an integer is expected"
+    allowed = ENUMS.get(key)
+    if allowed is not None and value.lower() not in allowed:
+        return f"invalid value {value!r} for {key}: one of {', '.join(sorted(allowed))}"
+    return None
 
 
 class IniError(ValueError):
@@ -299,13 +335,12 @@ def _parse_lines(
                 IniEntry(section=section[0], key="", value="", file=name, line=lineno)
             )
             continue
-        m = re.match(_KEY, line)
+        # Names in SQL double quotes are documented by current releases; 1.18 refuses them
+        # (kept as quoted keys for PB02 to judge against the running version).
+        m = re.match(_KEY, line) or re.match(r'"(?:[^"]|"")+"', line)
         rest = line[m.end() :] if m else line
         if m is None or not rest.lstrip(" \t").startswith("="):
-            hint = (
-                " (quoted names are a syntax error for PgBouncer 1.18)" if line[0] in "\"'" else ""
-            )
-            raise IniError(f"{name}:{lineno}: expected 'key = value'{hint}.")
+            raise IniError(f"{name}:{lineno}: expected 'key = value'.")
         if not section[0]:
             raise IniError(f"{name}:{lineno}: 'key = value' before any [section].")
         value = rest.lstrip(" \t")[1:].strip(" \t\r\f\v")
