@@ -179,13 +179,16 @@ DB_KEYS_SINCE: dict[str, Version] = {
         [
             "dbname",
             "host",
+            "port",
             "user",
             "password",
             "auth_user",
             "client_encoding",
             "datestyle",
             "timezone",
+            "pool_size",
             "min_pool_size",
+            "reserve_pool",
             "connect_query",
             "pool_mode",
             "max_db_connections",
@@ -238,9 +241,6 @@ INT_KEYS = frozenset(
         "pkt_buf",
         "sbuf_loopcnt",
         "max_prepared_statements",
-        "pool_size",
-        "reserve_pool",
-        "port",
     }
 )
 ENUMS = {
