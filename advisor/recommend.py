@@ -32,6 +32,7 @@ MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activit
 def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
     """Recommended settings for the snapshot in `facts` (none without a snapshot), then the
     poolers' (PgBouncer works from its ini or console alone)."""
+    findings = list(findings)
     fired: dict[str, Finding] = {}
     for f in findings:
         fired.setdefault(f.rule, f)
@@ -41,7 +42,7 @@ def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]
     if facts.pgbouncer is not None:
         from advisor.pooler.pgbouncer_sizing import recommend_pgbouncer
 
-        recs += recommend_pgbouncer(facts, fired)
+        recs += recommend_pgbouncer(facts, findings)
     return recs
 
 

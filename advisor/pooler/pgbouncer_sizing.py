@@ -116,7 +116,7 @@ def _load_from_pgss(facts: Facts, server_db: str) -> tuple[float, float, str] | 
     )
 
 
-def recommend_pgbouncer(facts: Facts, fired: dict[str, Finding]) -> list[Recommendation]:
+def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommendation]:
     from advisor.checks.pgbouncer import _hazard_summary, _instances
     from advisor.checks.server import _cores, _num
 
@@ -135,8 +135,19 @@ def recommend_pgbouncer(facts: Facts, fired: dict[str, Finding]) -> list[Recomme
             - (_num(facts, "reserved_connections") or 0)
         )
 
+    fired = {f.rule for f in findings}
+
     def because(*codes: str) -> list[str]:
         return sorted(c for c in codes if c in fired)
+
+    def because_db(db: str, *codes: str) -> list[str]:
+        """Codes of findings about this database's pools (or the whole instance)."""
+        about = {
+            f.rule
+            for f in findings
+            if f.where.endswith(f"database {db}") or f"pool {db}/" in f.where or f.rule == "PB03"
+        }
+        return sorted(c for c in codes if c in about)
 
     for label, inst in instances:
         ini = inst.ini.path if inst.ini is not None else label
@@ -203,7 +214,7 @@ def recommend_pgbouncer(facts: Facts, fired: dict[str, Finding]) -> list[Recomme
                     current=str(pool.size),
                     recommended=str(target),
                     requires="reload",
-                    because=because("PB05", "PB06", "PB03", "PB10"),
+                    because=because_db(db, "PB05", "PB06", "PB03", "PB10"),
                     formula="; ".join(parts),
                     apply=(
                         f"{db} = ... pool_size={target}"
