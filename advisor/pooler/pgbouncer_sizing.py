@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 WAIT_BUDGET = 0.1  # queueing delay allowed, as a share of the mean transaction time
 KNEE_PER_CORE = 4  # active connections per core beyond which throughput falls (§4)
 CLIENT_HEADROOM = 1.2
+MIN_PGSS_WINDOW_S = 60.0
 RELOAD = "RELOAD; on the admin console (psql -p 6432 -U <admin> pgbouncer)"
 
 
@@ -101,8 +102,8 @@ def _load_from_pgss(facts: Facts, server_db: str) -> tuple[float, float, str] | 
     except (TypeError, ValueError):
         return None
     calls = sum(s.calls for s in rows)
-    if window <= 0 or calls <= 0:
-        return None
+    if window < MIN_PGSS_WINDOW_S or calls <= 0:
+        return None  # rates from a few seconds after a reset say nothing
     busy_ms = sum(s.total_exec_time for s in rows)
     a = busy_ms / 1000 / window
     w = busy_ms / calls / 1000
@@ -156,6 +157,7 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
             by_db.setdefault(p.database, []).append(p)
         n_pools = sum(len(v) for v in by_db.values()) or 1
         share = available // count if available is not None else None
+        shared: list[tuple[str, int, int, list[str]]] = []
         for db, ps in sorted(by_db.items()):
             pool = ps[0]
             load = _load_from_console(inst, db) or _load_from_pgss(facts, pool.server_db)
@@ -203,25 +205,42 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                     )
             if target is None or target == pool.size:
                 continue
-            per_db = _db_has_pool_size(inst, db, "pool_size")
-            name = "pool_size" if per_db else "default_pool_size"
-            scope = f"{ini} [databases] {db}" if per_db else f"{ini} [pgbouncer] (pool {db})"
+            if not _db_has_pool_size(inst, db, "pool_size"):
+                shared.append((db, target, pool.size, parts))
+                continue
             recs.append(
                 Recommendation(
                     kind="pgbouncer",
-                    name=name,
-                    scope=scope,
+                    name="pool_size",
+                    scope=f"{ini} [databases] {db}",
                     current=str(pool.size),
                     recommended=str(target),
                     requires="reload",
                     because=because_db(db, "PB05", "PB06", "PB03", "PB10"),
                     formula="; ".join(parts),
-                    apply=(
-                        f"{db} = ... pool_size={target}"
-                        if per_db
-                        else f"default_pool_size = {target}"
-                    )
-                    + f"   then {RELOAD}",
+                    apply=f"{db} = ... pool_size={target}   then {RELOAD}",
+                )
+            )
+        if shared:  # pools on default_pool_size: one value, sized for the busiest of them
+            db, target, current, parts = max(shared, key=lambda x: x[1])
+            names = ", ".join(x[0] for x in shared)
+            recs.append(
+                Recommendation(
+                    kind="pgbouncer",
+                    name="default_pool_size",
+                    scope=f"{ini} [pgbouncer] (pools {names})",
+                    current=str(current),
+                    recommended=str(target),
+                    requires="reload",
+                    because=sorted(
+                        {
+                            c
+                            for x in shared
+                            for c in because_db(x[0], "PB05", "PB06", "PB03", "PB10")
+                        }
+                    ),
+                    formula=f"sized for {db}, the busiest of them: " + "; ".join(parts),
+                    apply=f"default_pool_size = {target}   then {RELOAD}",
                 )
             )
         recs += _mode(facts, inst, ini, by_db, because, _hazard_summary(facts))
