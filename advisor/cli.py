@@ -90,6 +90,31 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
     _add_statement_timeout(p)
 
 
+def _add_pgbouncer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pgbouncer-ini",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a pgbouncer.ini to check (repeatable: one per PgBouncer instance)",
+    )
+    p.add_argument(
+        "--pgbouncer-dsn",
+        action="append",
+        default=[],
+        metavar="DSN",
+        help="the PgBouncer admin console, e.g. 'host=... port=6432 dbname=pgbouncer user=...' "
+        "(repeatable, in the order of --pgbouncer-ini); --sample also samples SHOW POOLS",
+    )
+    p.add_argument(
+        "--pgbouncer-instances",
+        type=int,
+        metavar="N",
+        help="PgBouncer processes running this configuration behind one address (load "
+        "balancer, so_reuseport, replicas); default: one per --pgbouncer-ini",
+    )
+
+
 def _add_pooler_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pgpool-conf", metavar="FILE", help="a pgpool-II pgpool.conf to check")
     p.add_argument(
@@ -154,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(rep)
     _add_pooler_options(rep)
+    _add_pgbouncer_options(rep)
     rep.add_argument(
         "--plan",
         action="append",
@@ -173,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(col)
     col.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
     _add_pooler_options(col)
+    _add_pgbouncer_options(col)
     col.add_argument(
         "--explain-top",
         type=int,
@@ -333,6 +360,51 @@ def _collect(args: argparse.Namespace) -> Any:
         raise ConnectFailed(str(exc)) from None
 
 
+def _pgbouncer(args: argparse.Namespace) -> Any:
+    """PgBouncer facts from --pgbouncer-ini/--pgbouncer-dsn as a started job (None when
+    neither is given): it runs beside the server's collection, so --sample costs its window
+    once. `_pgbouncer_result(job)` waits for it."""
+    if not args.pgbouncer_ini and not args.pgbouncer_dsn:
+        if args.pgbouncer_instances is not None:
+            raise UsageError("--pgbouncer-instances needs --pgbouncer-ini or --pgbouncer-dsn")
+        return None
+    if args.pgbouncer_instances is not None and args.pgbouncer_instances < 1:
+        raise UsageError("--pgbouncer-instances must be 1 or more")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from advisor.pooler.pgbouncer import IniError, collect_pgbouncer, parse_ini
+
+    for path in args.pgbouncer_ini:  # a broken file fails fast, before any connection
+        try:
+            parse_ini(path)
+        except IniError as exc:
+            raise UsageError(str(exc)) from None
+    pool = ThreadPoolExecutor(max_workers=1)
+    job = pool.submit(
+        collect_pgbouncer,
+        args.pgbouncer_ini,
+        args.pgbouncer_dsn,
+        sample_seconds=args.sample,
+        instance_count=args.pgbouncer_instances,
+    )
+    pool.shutdown(wait=False)
+    return job
+
+
+def _pgbouncer_result(job: Any) -> Any:
+    if job is None:
+        return None
+    from advisor.collect import CollectError
+    from advisor.pooler.pgbouncer import IniError
+
+    try:
+        return job.result()
+    except IniError as exc:
+        raise UsageError(str(exc)) from None
+    except CollectError as exc:
+        raise ConnectFailed(str(exc)) from None
+
+
 def _pgpool(args: argparse.Namespace) -> Any:
     """pgpool-II facts from --pgpool-conf and/or --pgpool-dsn (None without either)."""
     if not (args.pgpool_conf or args.pgpool_dsn):
@@ -361,8 +433,10 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     if args.explain_top < 0:
         raise UsageError("--explain-top must be 0 or more")
     pgpool = _pgpool(args)
+    job = _pgbouncer(args)
     snap = _collect(args)
     snap.pgpool = pgpool
+    snap.pgbouncer = _pgbouncer_result(job)
     if args.explain_top:
         from advisor.collect import CollectError
         from advisor.collect.explain import explain_top
@@ -394,7 +468,8 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
     from advisor.report import Skipped, Target, exit_code
 
     plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
-    poolers = bool(args.pgpool_conf or args.pgpool_dsn)
+    job = _pgbouncer(args)
+    poolers = bool(args.pgpool_conf or args.pgpool_dsn) or job is not None
     live = args.dsn is not None or (args.snapshot is None and not args.plan and not poolers)
     if args.snapshot and args.dsn:
         raise UsageError("give a SNAPSHOT or --dsn, not both")
@@ -409,6 +484,7 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
             raise UsageError(str(exc)) from None
     elif live:
         snap = _collect(args)
+    bouncer = _pgbouncer_result(job)
     if snap is None:
         facts = engine.Facts(plans=plans)
     else:
@@ -418,6 +494,10 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
         facts.plans = facts.plans + plans  # plans captured by collect --explain-top first
     if pgpool is not None:
         facts.pgpool = pgpool
+    if bouncer is not None:
+        facts.pgbouncer = bouncer
+        if snap is not None:
+            snap.pgbouncer = bouncer
     report = engine.analyse(facts, select=args.select, ignore=args.ignore)
     if snap is not None:
         t = snap.target

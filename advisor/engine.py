@@ -22,7 +22,7 @@ from advisor.plan import Plan
 from advisor.report import SEVERITY_RANK, Finding, PlanSummary, Report, Skipped
 
 if TYPE_CHECKING:  # pydantic stays off the offline path
-    from advisor.snapshot import PgpoolFacts, Snapshot
+    from advisor.snapshot import PgBouncerFacts, PgpoolFacts, Snapshot
 
 CODE_RE = re.compile(r"^(PQ|CN|PB|PP)\d{2,3}$")
 HEADINGS = ("## What it finds", "## Why it matters", "## How to fix")
@@ -236,6 +236,7 @@ class Facts:
     server_version_num: int | None = None
     snapshot: Snapshot | None = None  # everything collected live (sources, activity, pgss, hw)
     pgpool: PgpoolFacts | None = None  # --pgpool-conf and/or --pgpool-dsn (also in snapshots)
+    pgbouncer: PgBouncerFacts | None = None  # ini files and/or consoles, with or without a server
 
     def available(self) -> set[str]:
         have: set[str] = set()
@@ -266,6 +267,11 @@ class Facts:
                 have.add("pgpool_console")
             if self.pgpool.backend_limits:
                 have.add("pgpool_backends")
+        for bouncer in self.pgbouncer.instances if self.pgbouncer is not None else ():
+            if bouncer.ini is not None:
+                have.add("pgbouncer_ini")
+            if bouncer.console is not None:
+                have.add("pgbouncer_console")
         return have
 
 
@@ -322,6 +328,8 @@ _NEED_WORDS = {
     "pgpool_conf": "a pgpool.conf (--pgpool-conf)",
     "pgpool_console": "the pgpool console (--pgpool-dsn)",
     "pgpool_backends": "the backend nodes' limits (--dsn or a reachable --pgpool-dsn)",
+    "pgbouncer_ini": "a pgbouncer.ini (--pgbouncer-ini)",
+    "pgbouncer_console": "the PgBouncer admin console (--pgbouncer-dsn)",
 }
 
 
@@ -414,7 +422,8 @@ def analyse(facts: Facts, *, select: Iterable[str] = (), ignore: Iterable[str] =
     report = Report()
     report.plans = [summarize(p) for p in facts.plans]
     run(facts, report, select=select, ignore=ignore)
-    if facts.snapshot is not None or facts.pgpool is not None:  # offline stays lean
+    # recommendations need server or pooler facts; offline plans stay lean
+    if facts.snapshot is not None or facts.pgpool is not None or facts.pgbouncer is not None:
         from advisor.recommend import recommend
 
         report.recommendations = recommend(facts, report.findings)

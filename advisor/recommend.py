@@ -30,7 +30,9 @@ MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activit
 
 
 def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
-    """Recommended settings for the snapshot in `facts` (none without a snapshot)."""
+    """Recommended settings for the snapshot in `facts` (none without a snapshot), then the
+    poolers' (each works from its config or console alone)."""
+    findings = list(findings)
     fired: dict[str, Finding] = {}
     for f in findings:
         fired.setdefault(f.rule, f)
@@ -39,6 +41,10 @@ def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]
         from advisor.pooler.pgpool_sizing import recommend_pgpool
 
         recs += recommend_pgpool(facts, fired)
+    if facts.pgbouncer is not None:
+        from advisor.pooler.pgbouncer_sizing import recommend_pgbouncer
+
+        recs += recommend_pgbouncer(facts, findings)
     return recs
 
 
@@ -358,7 +364,7 @@ class _Advisor:
                 f"peak); current {self.current('max_connections')}{pooler}",
                 self.because(*codes),
             )
-        if cn002:
+        if cn002 and self.facts.pgbouncer is None:  # with one given, pgbouncer_sizing sizes it
             target = self.fired["CN002"].evidence.get("target")
             self.recs.append(
                 Recommendation(

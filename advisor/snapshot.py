@@ -336,6 +336,92 @@ class PgpoolFacts(_Model):
     unreachable: list[str] = Field(default_factory=list)  # backend nodes whose limits are unknown
 
 
+# -- PgBouncer (advisor.pooler.pgbouncer fills these; the PB rules judge them) --------------------
+
+
+class IniEntry(_Model):
+    """One `key = value` line of a pgbouncer.ini (or a file it %includes), as PgBouncer reads
+    it: the value runs to the end of the line. Passwords in connection strings are masked."""
+
+    section: str  # "pgbouncer", "databases", "users", or whatever the file says
+    key: str
+    value: str
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class PgBouncerIniFact(_Model):
+    path: str
+    files: list[str] = Field(default_factory=list)  # the file, then its %includes in order
+    entries: list[IniEntry] = Field(default_factory=list)  # in file order; later lines win
+    sections: list[IniEntry] = Field(default_factory=list)  # one per [section] header
+
+
+class PoolSample(_Model):
+    """One SHOW POOLS row at `t` seconds after the console reading started."""
+
+    t: float
+    database: str
+    user: str
+    cl_active: int
+    cl_waiting: int
+    sv_active: int
+    sv_idle: int
+    sv_used: int
+    maxwait_s: float  # maxwait + maxwait_us / 1e6
+    pool_mode: str | None = None
+
+
+class PgBouncerConsoleFact(_Model):
+    """The admin console (`SHOW ...`, simple protocol). Rows keep the version's column names;
+    times are in microseconds as PgBouncer reports them."""
+
+    dsn: str  # redacted: host, port, dbname, user only
+    version: str  # "1.18.0"
+    config: dict[str, str] = Field(default_factory=dict)
+    databases: list[dict[str, Any]] = Field(default_factory=list)
+    users: list[dict[str, Any]] = Field(default_factory=list)
+    pools: list[dict[str, Any]] = Field(default_factory=list)
+    lists: dict[str, int] = Field(default_factory=dict)
+    clients: list[dict[str, Any]] = Field(default_factory=list)
+    servers: list[dict[str, Any]] = Field(default_factory=list)
+    stats_start: list[dict[str, Any]] = Field(default_factory=list)  # SHOW STATS at the start
+    stats: list[dict[str, Any]] = Field(default_factory=list)  # ... and after the sample
+    seconds: float = 0.0  # between the two SHOW STATS
+    samples: list[PoolSample] = Field(default_factory=list)
+
+
+class PgBouncerProcessFact(_Model):
+    """The local PgBouncer process found through the ini's pidfile (and its logfile)."""
+
+    pid: int
+    nofile_soft: int | None = None
+    nofile_hard: int | None = None
+    cpu_share: float | None = None  # of one core, over the sample window
+    log_fd_line: str | None = None  # "kernel file descriptor limit: ..." from the logfile
+
+
+class PgBouncerInstance(_Model):
+    # "1.18.0" from SHOW VERSION, else `--version` of the pidfile's process or of the
+    # pgbouncer on PATH; version_source says which.
+    version: str | None = None
+    version_source: str | None = None
+    ini: PgBouncerIniFact | None = None
+    console: PgBouncerConsoleFact | None = None
+    process: PgBouncerProcessFact | None = None
+
+
+class PgBouncerFacts(_Model):
+    instances: list[PgBouncerInstance] = Field(default_factory=list)
+    # PgBouncer processes with this configuration behind one address (so_reuseport, a TCP
+    # load balancer, k8s replicas): each one opens its own server connections.
+    instance_count: int = 1
+
+
 class Snapshot(_Model):
     schema_version: Literal[1] = 1
     tool: ToolInfo
@@ -360,6 +446,7 @@ class Snapshot(_Model):
     functions: list[FunctionFact] = Field(default_factory=list)
     pgpool: PgpoolFacts | None = None
     skipped: list[SkippedItem] = Field(default_factory=list)
+    pgbouncer: PgBouncerFacts | None = None
 
     # -- conveniences ---------------------------------------------------------------------------
 
@@ -467,4 +554,5 @@ def facts_from_snapshot(snap: Snapshot) -> Facts:
         server_version_num=snap.target.server_version_num,
         snapshot=snap,
         pgpool=snap.pgpool,
+        pgbouncer=snap.pgbouncer,
     )

@@ -5,9 +5,28 @@ Importing this package registers them all. Modules are grouped by what they read
 workers), `runtime` (PQ2xx: what happened when it ran), `server` (PQ002-PQ006, PQ010 and CN:
 server-wide budgets of worker processes, cores, memory and connection slots), `workload`
 (PQ102, PQ117-PQ119: pg_stat_statements texts and PL/pgSQL bodies parsed with pglast),
-`pgpool` (PP01-PP08: pgpool-II conf, console and routing).
+`pgbouncer` (PB: pgbouncer.ini, admin console, transaction-pooling hazards) and `pgpool`
+(PP01-PP08: pgpool-II conf, console and routing).
 """
 
-from advisor.checks import catalog, eligibility, pgpool, runtime, server, settings, workload
+from advisor.checks import (
+    catalog,
+    eligibility,
+    pgbouncer,
+    pgpool,
+    runtime,
+    server,
+    settings,
+    workload,
+)
 
-__all__ = ["catalog", "eligibility", "pgpool", "runtime", "server", "settings", "workload"]
+__all__ = [
+    "catalog",
+    "eligibility",
+    "pgbouncer",
+    "pgpool",
+    "runtime",
+    "server",
+    "settings",
+    "workload",
+]

@@ -1,0 +1,636 @@
+"""PgBouncer rules PB01-PB08, PB10-PB16, PB18, PB19: config files, console, workload.
+
+Facts come from `Facts.pgbouncer` (ini files, console readings, the local process) plus the
+server's settings and pg_stat_statements when a server was read too (knowledge/poolers.md §1,
+§2, §4, §6). `advisor.pooler.pgbouncer` (config precedence, pools, budget) is plain Python;
+the hazard scan (pglast) is imported inside the checks that need it.
+
+PB09 (cross-pool starvation at max_db_connections) is not implemented: its premise, idle
+servers of one pool holding the database's cap until server_idle_timeout, does not hold on
+1.18, which closes an idle server of another pool at once ("closing because: evicted").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from advisor.engine import Card, Evidence, Facts, check
+from advisor.pooler import pgbouncer as pgb
+
+if TYPE_CHECKING:
+    from advisor.snapshot import PgBouncerInstance, PoolSample, StatementStat
+
+
+def _instances(facts: Facts) -> Iterator[tuple[str, PgBouncerInstance]]:
+    if facts.pgbouncer is None:
+        return
+    for inst in facts.pgbouncer.instances:
+        if inst.ini is not None:
+            name = inst.ini.path
+        elif inst.console is not None:
+            name = inst.console.dsn
+        else:
+            continue
+        yield f"pgbouncer {name}", inst
+
+
+def _older(v: tuple[int, int], since: tuple[int, int]) -> bool:
+    return v < since
+
+
+def _v(since: tuple[int, int]) -> str:
+    return f"{since[0]}.{since[1]}"
+
+
+# -- config file -------------------------------------------------------------------------------
+
+
+@check("PB01")
+def inline_comment(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        if inst.ini is None:
+            continue
+        for e in inst.ini.entries:
+            comment = pgb.inline_comment(e.value)
+            if comment is None:
+                continue
+            value = e.value[: len(e.value) - len(comment)].rstrip()
+            yield {
+                "where": f"{name} {e.where}",
+                "file": e.file,
+                "line": e.line,
+                "section": e.section,
+                "key": e.key,
+                "value": value,
+                "comment": comment,
+                "read_as": e.value,
+            }
+
+
+def _unsupported(
+    where: str,
+    e: Any,
+    version: tuple[int, int] | None,
+    version_text: str,
+    what: str,
+    since: tuple[int, int] | None,
+) -> Evidence | None:
+    if since is None:
+        if version is not None and version > (1, 18):
+            return None  # a newer release may know keys this table lacks
+        reason = f"no PgBouncer release the advisor knows (1.18-1.26) has {what}"
+    elif version is None or not _older(version, since):
+        return None
+    else:
+        reason = f"{what} needs PgBouncer {_v(since)} or later"
+    return {
+        "where": where,
+        "file": e.file,
+        "line": e.line,
+        "section": e.section,
+        "key": e.key,
+        "reason": reason,
+        "version": version_text,
+    }
+
+
+@check("PB02")
+def unsupported_setting(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        if inst.ini is None:
+            continue
+        ver = pgb.instance_version(inst)
+        version, version_text = (ver[0], ver[1]) if ver else (None, "unknown")
+
+        def problem(
+            e: Any,
+            what: str,
+            since: tuple[int, int] | None,
+            name: str = name,
+            version: tuple[int, int] | None = version,
+            version_text: str = version_text,
+        ) -> Evidence | None:
+            return _unsupported(f"{name} {e.where}", e, version, version_text, what, since)
+
+        for sec in inst.ini.sections:
+            since = pgb.SECTIONS_SINCE.get(sec.section)
+            ev = problem(sec, f"a [{sec.section}] section", since)
+            if ev:
+                yield {**ev, "key": f"[{sec.section}]"}
+        for e in inst.ini.entries:
+            if pgb.inline_comment(e.value):
+                continue  # PB01 says it
+            if e.key.startswith('"'):
+                if version is not None and version <= (1, 18):
+                    yield {
+                        "where": f"{name} {e.where}",
+                        "file": e.file,
+                        "line": e.line,
+                        "section": e.section,
+                        "key": e.key,
+                        "reason": "PgBouncer 1.18 gives a syntax error for quoted names "
+                        "(later releases document them)",
+                        "version": version_text,
+                    }
+                continue
+            if e.section == "pgbouncer":
+                key = e.key.lower()
+                bad = pgb.invalid_value(key, e.value)
+                if bad:
+                    yield {
+                        "where": f"{name} {e.where}",
+                        "file": e.file,
+                        "line": e.line,
+                        "section": e.section,
+                        "key": e.key,
+                        "reason": bad,
+                        "version": version_text,
+                    }
+                    continue
+                if key in pgb.GLOBAL_KEYS_1_18:
+                    continue
+                ev = problem(e, f"the setting {key}", pgb.GLOBAL_KEYS_SINCE.get(key))
+                if ev:
+                    yield ev
+            elif e.section in ("databases", "users"):
+                table = pgb.DB_KEYS_SINCE if e.section == "databases" else pgb.USER_KEYS_SINCE
+                try:
+                    params = pgb.parse_connstr(e.value)
+                except ValueError as exc:
+                    yield {
+                        "where": f"{name} {e.where}",
+                        "file": e.file,
+                        "line": e.line,
+                        "section": e.section,
+                        "key": e.key,
+                        "reason": str(exc),
+                        "version": version_text,
+                    }
+                    continue
+                # (1.18 reads [databases] numbers with atoi: pool_size=big loads as 0, so
+                # values there are not PB02's business; the real binary agrees in the tests.)
+                for param in params:
+                    ev = problem(e, f"the {e.section} parameter {param}", table.get(param))
+                    if ev:
+                        yield {**ev, "key": f"{e.key} {param}="}
+
+
+@check("PB03")
+def server_budget(facts: Facts, card: Card) -> Iterator[Evidence]:
+    from advisor.checks.server import _num
+
+    if facts.pgbouncer is None:
+        return
+    max_conn = _num(facts, "max_connections")
+    if max_conn is None:
+        return
+    su = _num(facts, "superuser_reserved_connections") or 0
+    reserved = _num(facts, "reserved_connections") or 0  # 16+
+    available = int(max_conn - su - reserved)
+    listed = list(_instances(facts))
+    if not listed:
+        return
+    budgets = [(name, *pgb.server_budget(inst)) for name, inst in listed]
+    count = max(facts.pgbouncer.instance_count, len(listed))
+    extra = count - len(listed)  # replicas of the first instance's configuration
+    total = sum(b for _, b, _ in budgets) + extra * budgets[0][1]
+    if total <= available:
+        return
+    per = "; ".join(f"{name}: {b} ({', '.join(terms)})" for name, b, terms in budgets)
+    share = max(1, available // count)
+    yield {
+        "where": "pgbouncer server connections",
+        "total": total,
+        "instances": count,
+        "per_instance": per,
+        "max_connections": int(max_conn),
+        "superuser_reserved": int(su),
+        "reserved": int(reserved),
+        "available": available,
+        "share": share,
+        "severity": "critical" if total > max_conn else card.severity,
+    }
+
+
+@check("PB04")
+def fd_limit(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        proc = inst.process
+        if proc is None or proc.nofile_soft is None:
+            continue
+        need = pgb.fd_need(inst) + card.threshold("spare_fds")
+        if need <= proc.nofile_soft:
+            continue
+        max_client, src = pgb.setting(inst, "max_client_conn")
+        yield {
+            "where": name,
+            "pid": proc.pid,
+            "soft": proc.nofile_soft,
+            "hard": proc.nofile_hard if proc.nofile_hard is not None else "unlimited",
+            "max_client_conn": max_client,
+            "source": src,
+            "servers": pgb.server_budget(inst)[0],
+            "need": int(need),
+            "recommended": int(max(need * 1.2, 1024)),
+            "log_line": proc.log_fd_line or "not found",
+        }
+
+
+# -- console -----------------------------------------------------------------------------------
+
+
+def _by_pool(samples: list[PoolSample]) -> dict[tuple[str, str], list[PoolSample]]:
+    out: dict[tuple[str, str], list[PoolSample]] = {}
+    for s in samples:
+        out.setdefault((s.database, s.user), []).append(s)
+    return out
+
+
+def _pool_size(inst: PgBouncerInstance, db: str, user: str) -> pgb.Pool | None:
+    return next((p for p in pgb.pools(inst) if p.database == db and p.user == user), None)
+
+
+@check("PB05")
+def pool_saturated(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        if inst.console is None:
+            continue
+        for (db, user), ss in _by_pool(inst.console.samples).items():
+            waiting = [s for s in ss if s.cl_waiting > 0]
+            if len(waiting) < card.threshold("min_samples"):
+                continue
+            max_wait = max(s.maxwait_s for s in ss)
+            rising = len(waiting) >= 2 and waiting[-1].maxwait_s > waiting[0].maxwait_s
+            if max_wait < card.threshold("maxwait_s") and not rising:
+                continue
+            pool = _pool_size(inst, db, user)
+            yield {
+                "where": f"{name} pool {db}/{user}",
+                "database": db,
+                "user": user,
+                "samples": len(ss),
+                "samples_waiting": len(waiting),
+                "seconds": inst.console.seconds,
+                "max_cl_waiting": max(s.cl_waiting for s in ss),
+                "max_sv_active": max(s.sv_active for s in ss),
+                "max_maxwait_s": round(max_wait, 3),
+                "pool_size": pool.size if pool else "?",
+                "reserve": pool.reserve if pool else "?",
+                "pool_mode": pool.mode if pool else "?",
+            }
+
+
+def _deltas(inst: PgBouncerInstance) -> Iterator[tuple[str, dict[str, float], float]]:
+    """Per database: counter deltas over the console window (or totals since start when the
+    window saw nothing), and the seconds they cover (0 = totals)."""
+    c = inst.console
+    if c is None:
+        return
+    start = {str(r.get("database")): r for r in c.stats_start}
+    for row in c.stats:
+        db = str(row.get("database"))
+        if db == pgb.ADMIN_DB:
+            continue
+        before = start.get(db, {})
+        d = {
+            k[len("total_") :]: _f(v) - _f(before.get(k))
+            for k, v in row.items()
+            if k.startswith("total_")
+        }
+        if d.get("xact_count", 0) > 0 and c.seconds > 0:
+            yield db, d, c.seconds
+        else:
+            totals = {k[len("total_") :]: _f(v) for k, v in row.items() if k.startswith("total_")}
+            if totals.get("xact_count", 0) > 0:
+                yield db, totals, 0.0
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def busy_servers(inst: PgBouncerInstance, db: str, d: dict[str, float], seconds: float) -> float:
+    """Mean server connections holding a transaction: the mean of Σ sv_active over the SHOW
+    POOLS samples when there are some (1.18's xact_time also counts a client's first wait),
+    else Δtotal_xact_time / Δt."""
+    samples = [s for s in inst.console.samples if s.database == db] if inst.console else []
+    times = {s.t for s in samples}
+    if len(times) >= 2:
+        return sum(s.sv_active for s in samples) / len(times)
+    return d["xact_time"] / 1e6 / seconds
+
+
+@check("PB06")
+def utilisation(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        for db, d, seconds in _deltas(inst):
+            if seconds < card.threshold("min_seconds"):
+                continue
+            busy = busy_servers(inst, db, d, seconds)
+            capacity = sum(p.size for p in pgb.pools(inst) if p.database == db)
+            if capacity <= 0:
+                continue
+            rho = busy / capacity
+            if rho <= card.threshold("utilisation"):
+                continue
+            rate = d["xact_count"] / seconds
+            yield {
+                "where": f"{name} database {db}",
+                "database": db,
+                "busy": round(busy, 2),
+                "capacity": capacity,
+                "utilisation": f"{rho:.0%}",
+                "xacts": int(d["xact_count"]),
+                "seconds": seconds,
+                "rate": round(rate, 1),
+                "xact_ms": round(busy / rate * 1000, 2),  # Little: W = L / λ
+            }
+
+
+@check("PB07")
+def wait_metric(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        c = inst.console
+        ver = pgb.version_tuple(c.version) if c is not None else None
+        if c is None or ver is None:
+            continue
+        peak: dict[str, dict[str, Any]] = {}
+        for row in [*c.stats_start, *c.stats]:  # the larger of the two readings
+            db = str(row.get("database"))
+            if _f(row.get("avg_wait_time")) > _f(peak.get(db, {}).get("avg_wait_time")):
+                peak[db] = row
+        for row in peak.values():
+            avg = _f(row.get("avg_wait_time"))
+            db = str(row.get("database"))
+            if avg < card.threshold("min_wait_us") or db == pgb.ADMIN_DB:
+                continue
+            xacts = _f(row.get("avg_xact_count"))
+            if ver < (1, 23):
+                waiting = avg / 1e6
+                per_xact = f"{waiting / xacts * 1000:.1f} ms" if xacts > 0 else "unknown"
+                meaning = (
+                    f"PgBouncer {c.version} reports microseconds of waiting per second of "
+                    f"wall-clock time: {avg:.0f} means {waiting:.2f} clients waiting on average, "
+                    f"about {per_xact} per transaction at {xacts:.0f} transactions/s, "
+                    f"not a {avg / 1e6:.1f} s wait"
+                )
+            else:
+                meaning = (
+                    f"PgBouncer {c.version} reports the mean wait per server assignment: "
+                    f"{avg / 1000:.1f} ms"
+                )
+            yield {
+                "where": f"{name} database {db}",
+                "database": db,
+                "version": c.version,
+                "avg_wait_time": int(avg),
+                "meaning": meaning,
+            }
+
+
+@check("PB08")
+def idle_in_transaction(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        modes = {p.database: p.mode for p in pgb.pools(inst)}
+        for db, d, seconds in _deltas(inst):
+            if modes.get(db) != "transaction" or d.get("query_count", 0) <= 0:
+                continue
+            if d["xact_count"] < card.threshold("min_xacts"):
+                continue
+            xact_us = d["xact_time"] / d["xact_count"]
+            query_us = d["query_time"] / d["query_count"]
+            per_xact = d["query_count"] / d["xact_count"]
+            in_queries = query_us * per_xact
+            if xact_us <= card.threshold("ratio") * in_queries:
+                continue
+            if xact_us < card.threshold("min_xact_ms") * 1000:
+                continue
+            timeout, src = pgb.setting(inst, "idle_transaction_timeout")
+            yield {
+                "where": f"{name} database {db}",
+                "database": db,
+                "xact_ms": round(xact_us / 1000, 2),
+                "query_ms": round(query_us / 1000, 3),
+                "queries_per_xact": round(per_xact, 2),
+                "idle_share": f"{1 - in_queries / xact_us:.0%}",
+                "window": f"{seconds:g} s" if seconds else "since PgBouncer started",
+                "idle_transaction_timeout": timeout,
+                "source": src,
+            }
+
+
+@check("PB10")
+def session_mode_full(facts: Facts, card: Card) -> Iterator[Evidence]:
+    for name, inst in _instances(facts):
+        if inst.console is None:
+            continue
+        for (db, user), ss in _by_pool(inst.console.samples).items():
+            pool = _pool_size(inst, db, user)
+            if pool is None or pool.mode != "session" or pool.size <= 0:
+                continue
+            full = [s for s in ss if s.sv_active >= pool.size and s.cl_waiting > 0]
+            if len(full) < card.threshold("min_samples"):
+                continue
+            yield {
+                "where": f"{name} pool {db}/{user}",
+                "database": db,
+                "user": user,
+                "pool_size": pool.size,
+                "samples_full": len(full),
+                "samples": len(ss),
+                "max_cl_active": max(s.cl_active for s in ss),
+                "max_cl_waiting": max(s.cl_waiting for s in ss),
+                "hazards": _hazard_summary(facts),
+            }
+
+
+# -- the workload through transaction / statement pools ----------------------------------------
+
+
+def _tracked(inst: PgBouncerInstance) -> frozenset[str]:
+    names = set(pgb.TRACKED) | {"application_name"}
+    ver = pgb.instance_version(inst)
+    if ver is None or ver[0] >= (1, 20):
+        names |= pgb.TRACKED_SINCE_1_20
+        extra, _ = pgb.setting(inst, "track_extra_parameters")
+        names |= {x.strip().lower() for x in extra.split(",") if x.strip()}
+    return frozenset(names)
+
+
+def _routed(facts: Facts, modes: tuple[str, ...]) -> Iterator[tuple[StatementStat, list[str]]]:
+    """pg_stat_statements rows whose (database, role) goes through a pool in one of `modes`,
+    with the pools ("name: mode")."""
+    snap = facts.snapshot
+    if snap is None:
+        return
+    pool_list = [(name, inst, p) for name, inst in _instances(facts) for p in pgb.pools(inst)]
+    for stmt in snap.statements:
+        if stmt.hidden or not stmt.query or stmt.calls <= 0:
+            continue
+        hits = [
+            f"{p.database}/{p.user} ({p.mode})"
+            for _, _, p in pool_list
+            if p.mode in modes
+            and (stmt.database is None or p.server_db == stmt.database)
+            and (p.user in (pgb.ANY_USER, stmt.role) or stmt.role is None)
+        ]
+        if hits:
+            yield stmt, hits
+
+
+def _tracked_all(facts: Facts) -> frozenset[str]:
+    sets = [_tracked(inst) for _, inst in _instances(facts)]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
+def _hazard_findings(
+    facts: Facts, card: Card, modes: tuple[str, ...] = ("transaction", "statement")
+) -> Iterator[Evidence]:
+    from advisor.checks.workload import _statement_evidence
+    from advisor.pooler.pgbouncer_hazards import hazards
+
+    tracked = _tracked_all(facts)
+    total = sum(s.total_exec_time for s in facts.snapshot.statements) if facts.snapshot else 0.0
+    for stmt, pools in _routed(facts, modes):
+        found = [h for h in hazards(stmt.query or "", tracked) if h.rule == card.code]
+        if not found:
+            continue
+        ev = _statement_evidence(stmt, total)
+        ev.update(
+            where=f"statement {stmt.queryid}",
+            what=", ".join(h.what for h in found),
+            pools=", ".join(pools[:3]) + (f" and {len(pools) - 3} more" if len(pools) > 3 else ""),
+        )
+        if any(h.critical for h in found):
+            ev["severity"] = "critical"
+        yield ev
+
+
+def _hazard_summary(facts: Facts) -> str:
+    """For PB10: what a move to transaction pooling would break, from pg_stat_statements."""
+    snap = facts.snapshot
+    if snap is None or snap.statements_info is None:
+        return "pg_stat_statements was not read, so the hazard scan (PB11-PB15) has not run"
+    from advisor.pooler.pgbouncer_hazards import hazards
+
+    tracked = _tracked_all(facts)
+    seen: dict[str, int] = {}
+    for stmt in snap.statements:
+        for h in hazards(stmt.query or "", tracked) if stmt.query else ():
+            if h.rule != "PB18":
+                seen[h.what] = seen.get(h.what, 0) + stmt.calls
+    if not seen:
+        return "the pg_stat_statements scan found nothing that transaction pooling would break"
+    top = ", ".join(f"{w} ({n} calls)" for w, n in sorted(seen.items(), key=lambda x: -x[1])[:5])
+    return f"fix these first, they break under transaction pooling: {top}"
+
+
+@check("PB11")
+def session_set(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card)
+
+
+@check("PB12")
+def listen(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card)
+
+
+@check("PB13")
+def advisory_lock(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card)
+
+
+@check("PB14")
+def sql_prepare(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card)
+
+
+@check("PB15")
+def hold_temp_load(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card)
+
+
+@check("PB18")
+def statement_mode_transactions(facts: Facts, card: Card) -> Iterator[Evidence]:
+    yield from _hazard_findings(facts, card, modes=("statement",))
+
+
+@check("PB16")
+def protocol_prepares_untracked(facts: Facts, card: Card) -> Iterator[Evidence]:
+    """Transaction pools without prepared-statement tracking, with repeated statements going
+    through them (pg_stat_statements cannot tell which protocol a client used)."""
+    for name, inst in _instances(facts):
+        ver = pgb.instance_version(inst)
+        if ver is None:
+            continue
+        tx = [p for p in pgb.pools(inst) if p.mode in ("transaction", "statement")]
+        if not tx:
+            continue
+        max_prep, src = pgb.setting(inst, "max_prepared_statements")
+        if ver[0] >= (1, 21) and max_prep not in ("", "0"):
+            continue
+        stmts = [
+            s
+            for s, _ in _routed(facts, ("transaction", "statement"))
+            if s.calls >= card.threshold("min_calls")
+        ]
+        if not stmts:
+            continue
+        why = (
+            f"PgBouncer {ver[1]} cannot track protocol-level prepared statements (1.21+)"
+            if ver[0] < (1, 21)
+            else f"max_prepared_statements = {max_prep or 0} ({src}) switches tracking off"
+        )
+        yield {
+            "where": name,
+            "version": ver[1],
+            "why": why,
+            "statements": len(stmts),
+            "calls": sum(s.calls for s in stmts),
+            "pools": ", ".join(f"{p.database}/{p.user} ({p.mode})" for p in tx[:3]),
+            "upgrade": "upgrade to 1.21 or later and set" if ver[0] < (1, 21) else "set",
+        }
+
+
+@check("PB19")
+def unsafe_auth(facts: Facts, card: Card) -> Iterator[Evidence]:
+    import re
+
+    for name, inst in _instances(facts):
+        auth, src = pgb.setting(inst, "auth_type")
+        listen_addr, _ = pgb.setting(inst, "listen_addr")
+        addrs = [a.strip() for a in listen_addr.split(",") if a.strip()]
+        exposed = [a for a in addrs if a not in ("127.0.0.1", "::1", "localhost")]
+        if auth.lower() in ("trust", "any") and exposed:
+            yield {
+                "where": name,
+                "problem": f"auth_type = {auth} ({src}) while listening on "
+                f"{', '.join(exposed)}: anyone who reaches the port logs in as any user "
+                "without a password",
+                "fix_line": "auth_type = scram-sha-256",
+            }
+        user, _ = pgb.setting(inst, "auth_user")
+        query, qsrc = pgb.setting(inst, "auth_query")
+        if user and query:
+            unqualified = [
+                t
+                for t in re.findall(r"(?i)\b(?:from|join)\s+([A-Za-z_][\w$]*)(?!\s*\.)\b", query)
+                if not re.search(rf"(?i)\b{t}\s*\.", query)
+            ]
+            if unqualified:
+                yield {
+                    "where": name,
+                    "problem": f"auth_user = {user} with an auth_query ({qsrc}) naming "
+                    f"{', '.join(unqualified)} without a schema: a search_path the client "
+                    "controls can redirect it (CVE-2025-12819)",
+                    "fix_line": "auth_query = "
+                    + re.sub(
+                        r"(?i)\b(from|join)\s+(pg_authid|pg_shadow|pg_user)\b",
+                        r"\1 pg_catalog.\2",
+                        query,
+                    ),
+                }

@@ -1,0 +1,256 @@
+"""Collect real snapshots of PgBouncer setups into sample_snapshots/ (the PB cards' examples).
+
+    uv run python scripts/capture_pgbouncer_snapshots.py [--only NAME ...]
+
+Each scenario starts PostgreSQL 18 (advisor.pgserver) and, except `misconfigured` (whose ini
+PgBouncer would refuse to load), Debian's PgBouncer in front of it (tests/poolers_bouncer.py),
+drives a real workload through it, then runs `advisor.collect.collect` plus
+`collect_pgbouncer` (ini + console + process) with fixed --cores/--memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from poolers_bouncer import PgBouncer  # noqa: E402
+
+from advisor.collect import collect  # noqa: E402
+from advisor.engine import run  # noqa: E402
+from advisor.pgserver import PgServer  # noqa: E402
+from advisor.pooler.pgbouncer import collect_pgbouncer  # noqa: E402
+from advisor.report import Report  # noqa: E402
+from advisor.snapshot import Snapshot, facts_from_snapshot  # noqa: E402
+
+OUT = ROOT / "sample_snapshots"
+GiB = 1024**3
+SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
+
+
+@contextmanager
+def looping(dsns: list[str], body: Callable[[psycopg.Connection[Any]], None]) -> Iterator[None]:
+    """One thread per DSN, each running `body` on its own connection until the block ends."""
+    stop = threading.Event()
+
+    def worker(dsn: str) -> None:
+        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                body(conn)
+
+    threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in dsns]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+
+
+def pgss(pg: PgServer) -> None:
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        c.execute("SELECT pg_stat_statements_reset()")
+
+
+def snapshot(pg: PgServer, inis: list[str], dsns: list[str], sample: float, **kw: Any) -> Snapshot:
+    snap = collect(pg.dsn, cores=2, memory=4 * GiB)
+    snap.pgbouncer = collect_pgbouncer(inis, dsns, sample_seconds=sample, **kw)
+    return snap
+
+
+MISCONFIGURED = """\
+; an application's pgbouncer.ini, copied from current docs onto Debian 12 (PgBouncer 1.18)
+[databases]
+appdb = host=127.0.0.1 port={port} dbname=postgres
+reports = host=127.0.0.1 port={port} dbname=postgres reserve_pool_size=2
+
+[users]
+app = pool_mode=transaction pool_size=10
+
+[pgbouncer]
+listen_addr = *
+listen_port = 6432
+auth_type = trust
+auth_file = /etc/pgbouncer/userlist.txt
+auth_user = pgbouncer_auth
+auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1
+default_pool_size = 50 ; per db
+reserve_pool_size = 10
+max_prepared_statements = 100
+"""
+
+
+def misconfigured(tmp: Path) -> Snapshot:
+    with PgServer(18, settings={**SETTINGS, "max_connections": 40}) as pg:
+        ini = tmp / "misconfigured.ini"
+        ini.write_text(MISCONFIGURED.format(port=pg.port))
+        return snapshot(pg, [str(ini)], [], 0, instance_count=3)
+
+
+def clean(tmp: Path) -> Snapshot:
+    with PgServer(18, settings=SETTINGS) as pg:
+        b = PgBouncer(pg, settings={"pool_mode": "session", "default_pool_size": 5}).start()
+        try:
+            pgss(pg)
+            with psycopg.connect(b.dsn(), autocommit=True) as c:
+                for i in range(50):
+                    c.execute("SELECT count(*) FROM pg_class WHERE relpages >= %s", (i,))
+            return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 1.0)
+        finally:
+            b.stop()
+
+
+def busy(tmp: Path) -> Snapshot:
+    with PgServer(18, settings=SETTINGS) as pg:
+        b = PgBouncer(
+            pg,
+            settings={"pool_mode": "transaction", "stats_period": 1, "max_client_conn": 200},
+            databases={
+                "app": "pool_size=1",
+                "slow": "pool_size=4",
+                "sess": "pool_mode=session pool_size=1",
+            },
+            nofile=64,
+        ).start()
+        try:
+            pgss(pg)
+
+            def sleepy(conn: psycopg.Connection[Any]) -> None:
+                conn.execute("SELECT pg_sleep(0.05)")
+
+            def chatty(conn: psycopg.Connection[Any]) -> None:
+                with conn.transaction():
+                    conn.execute("SELECT 1")
+                    time.sleep(0.05)  # client work inside the transaction
+
+            def holder(conn: psycopg.Connection[Any]) -> None:
+                conn.execute("SELECT 1")
+                time.sleep(0.5)  # keeps its session (and so its server) while idle
+
+            app = [b.dsn("app")] * 8
+            slow = [b.dsn("slow")] * 2
+            sess = [b.dsn("sess")] * 3
+            with looping(app, sleepy), looping(slow, chatty), looping(sess, holder):
+                # 1.18 counts wait_time only for a client's first wait, so the console's
+                # first SHOW STATS must fall in the first seconds for avg_wait_time (PB07).
+                time.sleep(0.8)
+                return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 4.0)
+        finally:
+            b.stop()
+
+
+HAZARDS = (
+    "SET search_path = public, pg_catalog",
+    "SET work_mem = '77MB'",
+    "LISTEN jobs",
+    "SELECT pg_advisory_lock(42)",
+    "SELECT pg_advisory_unlock(42)",
+    "PREPARE p1 AS SELECT 42",
+    "EXECUTE p1",
+    "DEALLOCATE p1",
+    "DECLARE c1 CURSOR WITH HOLD FOR SELECT 7",
+    "CLOSE c1",
+    "CREATE TEMP TABLE scratch (i int)",
+    "DROP TABLE scratch",
+    "LOAD 'auto_explain'",
+)
+
+
+def hazards(tmp: Path) -> Snapshot:
+    with PgServer(18, settings=SETTINGS) as pg:
+        b = PgBouncer(
+            pg,
+            settings={"pool_mode": "transaction", "default_pool_size": 1},
+            databases={"postgres": "", "batch": "pool_mode=statement"},
+        ).start()
+        try:
+            pgss(pg)
+            with pg.connect(autocommit=True) as c:
+                for _ in range(3):  # the batch job, before its pool went to statement mode
+                    c.execute("BEGIN")
+                    c.execute("SELECT 1")
+                    c.execute("COMMIT")
+            with psycopg.connect(b.dsn(), autocommit=True) as c:
+                for sql in HAZARDS:
+                    c.execute(sql)
+                for i in range(20):
+                    c.execute("SELECT %s::int + 1", (i,))
+            return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 0.5)
+        finally:
+            b.stop()
+
+
+SCENARIOS: dict[str, Callable[[Path], Snapshot]] = {
+    "pgbouncer_misconfigured_pg18": misconfigured,
+    "pgbouncer_clean_pg18": clean,
+    "pgbouncer_busy_pg18": busy,
+    "pgbouncer_hazards_pg18": hazards,
+}
+
+
+README = """\
+# PgBouncer snapshots
+
+Generated by `scripts/capture_pgbouncer_snapshots.py`; do not edit by hand. Each file is
+`collect(dsn, cores=2, memory=4GB)` of a throwaway PostgreSQL 18 plus `collect_pgbouncer`
+(ini, admin console sampled for the time given, the local process) of Debian's PgBouncer
+1.18 in front of it, with a real workload running through it:
+
+* `pgbouncer_misconfigured_pg18`: an ini PgBouncer refuses (inline comment, [users]
+  pool_size, reserve_pool_size on a database line, max_prepared_statements, trust on `*`,
+  unqualified auth_query), read without a running PgBouncer, 3 instances, max_connections 40.
+* `pgbouncer_clean_pg18`: session pooling, pool 5, 50 queries, 1 s console sample.
+* `pgbouncer_busy_pg18`: ulimit -n 64 with max_client_conn 200; 8 clients of 50 ms
+  transactions on a transaction pool of 1 (`app`); 2 clients with 50 ms of client work
+  inside each transaction (`slow`); 3 clients holding a session pool of 1 (`sess`);
+  stats_period 1; 4 s console sample.
+* `pgbouncer_hazards_pg18`: a transaction pool of 1 running session SET, LISTEN, advisory
+  locks, SQL PREPARE/EXECUTE/DEALLOCATE, WITH HOLD cursor, temp table, LOAD and a
+  parameterised query 20 times; a `batch` database in statement mode while BEGIN ... COMMIT
+  ran directly on the server.
+
+Last capture, PB rules that fired:
+
+"""
+
+
+def main() -> int:
+    import tempfile
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", default=[])
+    args = ap.parse_args()
+    fired: dict[str, str] = {}
+    for name, fn in SCENARIOS.items():
+        if args.only and name not in args.only:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            snap = fn(Path(tmp))
+        path = OUT / f"{name}.json"
+        snap.save(path)
+        report = run(facts_from_snapshot(snap), Report(), select=["PB"])
+        codes = sorted({f.rule for f in report.findings})
+        fired[name] = ", ".join(codes) or "none"
+        print(f"{path.name}: {fired[name]}")
+    if not args.only:
+        lines = [f"* `{name}`: {codes}" for name, codes in fired.items()]
+        (OUT / "README-pgbouncer.md").write_text(README + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""A real PgBouncer (Debian's /usr/sbin/pgbouncer, 1.18 on bookworm) for tests and captures.
+
+PgBouncer refuses to run as root, so as root it runs as the unprivileged `pgadvisor` user that
+`advisor.pgserver` creates for PostgreSQL. Missing binary: skip locally, fail under CI=true
+(same policy as `require_server`).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from advisor.pgserver import SERVER_USER, PgServer, _ensure_system_user, _free_port
+
+PGBOUNCER = os.environ.get("ADVISOR_PGBOUNCER", "/usr/sbin/pgbouncer")
+INSTALL_HINT = "PgBouncer is not installed: apt-get install pgbouncer"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_pgbouncer() -> str:
+    if os.access(PGBOUNCER, os.X_OK):
+        return PGBOUNCER
+    if in_ci():
+        pytest.fail(f"CI=true and {INSTALL_HINT}", pytrace=False)
+    pytest.skip(INSTALL_HINT)
+
+
+class PgBouncer:
+    """One PgBouncer process in front of `pg`, with trust auth on 127.0.0.1 and `postgres` as
+    admin user. `databases` maps a client db name to extra connection-string keys."""
+
+    def __init__(
+        self,
+        pg: PgServer,
+        *,
+        settings: Mapping[str, str | int] | None = None,
+        databases: Mapping[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
+        logins: tuple[str, ...] = (),
+        nofile: int | None = None,
+    ) -> None:
+        self.pg = pg
+        self.binary = require_pgbouncer()
+        self.settings = dict(settings or {})
+        self.databases = dict(databases or {"postgres": ""})
+        self.users = dict(users or {})
+        self.logins = ("postgres", *logins)  # auth_file entries (trust still checks the name)
+        self.nofile = nofile  # soft RLIMIT_NOFILE for the process (PB04)
+        self.port = 0
+        self.tmp: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ini_path(self) -> Path:
+        assert self.tmp is not None
+        return self.tmp / "pgbouncer.ini"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.tmp is not None
+        return self.tmp / "pgbouncer.log"
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}"
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.dsn("pgbouncer")
+
+    def ini_text(self) -> str:
+        assert self.tmp is not None
+        lines = ["[databases]"]
+        for name, extra in self.databases.items():
+            lines.append(
+                f"{name} = host=127.0.0.1 port={self.pg.port} dbname=postgres {extra}".rstrip()
+            )
+        if self.users:
+            lines += ["", "[users]"] + [f"{u} = {v}" for u, v in self.users.items()]
+        base: dict[str, str | int] = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": self.port,
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": str(self.tmp / "userlist.txt"),
+            "admin_users": "postgres",
+            "stats_users": "postgres",
+            "logfile": str(self.log_path),
+            "pidfile": str(self.tmp / "pgbouncer.pid"),
+            "ignore_startup_parameters": "extra_float_digits",
+        }
+        base.update(self.settings)
+        lines += ["", "[pgbouncer]"] + [f"{k} = {v}" for k, v in base.items()]
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout: float = 15.0) -> PgBouncer:
+        self.tmp = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.port = _free_port()
+        (self.tmp / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in self.logins))
+        self.ini_path.write_text(self.ini_text())
+        kwargs: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            user = _ensure_system_user(SERVER_USER)
+            for p in (self.tmp, *self.tmp.iterdir()):
+                os.chown(p, user.pw_uid, user.pw_gid)
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        if self.nofile is not None:
+            soft = self.nofile
+
+            def limit() -> None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+            kwargs["preexec_fn"] = limit
+        self.proc = subprocess.Popen(
+            [self.binary, str(self.ini_path)],
+            cwd=self.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **kwargs,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self.read_log()
+                self.stop()
+                raise RuntimeError(f"pgbouncer exited at start:\n{log}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("pgbouncer did not listen in time")
+
+    def read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except (OSError, AssertionError):
+            return ""
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.admin_dsn, autocommit=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # SIGINT: safe shutdown of pgbouncer
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self) -> PgBouncer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def make_bouncer() -> Iterator[Callable[..., PgBouncer]]:
+    """Factory: `make_bouncer(pg, settings={...}, databases={...})` -> started PgBouncer."""
+    started: list[PgBouncer] = []
+
+    def make(pg: PgServer, **kwargs: Any) -> PgBouncer:
+        b = PgBouncer(pg, **kwargs).start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
