@@ -358,6 +358,64 @@ SCENARIOS += [
     ),
 ]
 
+# pg_stat_statements texts against the catalog: PQ113 and the text half of PQ106/107/111/112.
+_STATEMENT_TABLES = (
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    *(q.format(rows=200_000) for q in _BIG),
+    "CREATE TABLE audit (n bigint)",
+    # 3 MB: below min_parallel_table_scan_size (8 MB)
+    "CREATE TABLE codes AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 40000) g",
+    "ANALYZE codes",
+)
+_SLOW_CODES = (
+    "SELECT count(*) FROM codes WHERE regexp_replace(repeat(pad, 2), '[0-9]', 'x', 'g') "
+    "LIKE '%abc%'"
+)
+_STATEMENT_RULES = ("PQ106", "PQ107", "PQ111", "PQ112", "PQ113")
+SCENARIOS += [
+    Scenario(
+        "statements_pg15",
+        15,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=_STATEMENT_TABLES,
+        runs=(
+            Run(
+                "postgres",
+                "WITH ins AS (INSERT INTO audit VALUES (1) RETURNING n) "
+                "SELECT count(*) FROM big, ins WHERE big.grp > 3",
+                2,
+            ),
+            Run("postgres", "SELECT id FROM big WHERE grp = 3 FOR UPDATE", 2),
+            Run("postgres", "SELECT count(*) FROM (SELECT * FROM big LIMIT 150000) s", 2),
+            Run("postgres", "SELECT count(DISTINCT pad), grp FROM big GROUP BY grp", 2),
+            Run("postgres", _SLOW_CODES, 2),
+        ),
+        fires=_STATEMENT_RULES,
+    ),
+    Scenario(
+        "statements_fixed_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_STATEMENT_TABLES, "ALTER TABLE codes SET (parallel_workers = 2)"),
+        runs=(
+            Run("postgres", "SELECT count(*) FROM big WHERE big.grp > 3", 2),
+            Run("postgres", "SELECT id FROM big WHERE grp = 3", 2),
+            Run("postgres", "SELECT count(*) FROM big s", 2),
+            Run(
+                "postgres",
+                "SELECT count(*), grp FROM (SELECT DISTINCT pad, grp FROM big) d GROUP BY grp",
+                2,
+            ),
+            Run("postgres", _SLOW_CODES, 2),
+        ),
+        quiet=_STATEMENT_RULES,
+    ),
+]
+
 
 @contextmanager
 def workload(dsn: str, idle: int, idle_in_tx: int, active: int) -> Iterator[None]:

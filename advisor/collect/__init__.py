@@ -10,6 +10,7 @@ CLI can import `CollectError` and `parse_size` without slowing the offline comma
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from advisor.collect.hardware import parse_size
@@ -17,7 +18,21 @@ from advisor.collect.hardware import parse_size
 if TYPE_CHECKING:
     from advisor.snapshot import Snapshot
 
-__all__ = ["CollectError", "collect", "parse_size"]
+__all__ = [
+    "ADVISOR_MARKER",
+    "CollectError",
+    "collect",
+    "is_advisor_text",
+    "mark",
+    "parse_size",
+]
+
+# Every statement the advisor sends carries this comment right after its first keyword:
+# pg_stat_statements cannot tell application_name, but keeps comments inside a statement's text
+# (PostgreSQL 18 drops leading ones), so this is how the advisor's own rows are told apart and
+# left out of the rules, the statement list and `collect --explain-top`.
+ADVISOR_MARKER = "/* pg-parallel-advisor */"
+_FIRST_WORD = re.compile(r"^((?:\s*--[^\n]*\n)*\s*[A-Za-z]+)")
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 DEFAULT_LOCK_TIMEOUT_MS = 2_000
@@ -28,6 +43,16 @@ class CollectError(RuntimeError):
     """Cannot connect, or collection failed as a whole (exit code 3). The message is one
     sentence and never holds a password. Missing privileges or extensions are not errors:
     they end up in `Snapshot.skipped`."""
+
+
+def mark(sql: str) -> str:
+    """`sql` with ADVISOR_MARKER after its first keyword: 'SELECT /* pg-parallel-advisor */ 1'."""
+    return _FIRST_WORD.sub(lambda m: f"{m.group(1)} {ADVISOR_MARKER}", sql, count=1)
+
+
+def is_advisor_text(text: str | None) -> bool:
+    """A pg_stat_statements text the advisor itself sent (see ADVISOR_MARKER)."""
+    return text is not None and ADVISOR_MARKER in text[:300]
 
 
 def collect(

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError
+from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError, mark
 
 if TYPE_CHECKING:
     from advisor.snapshot import Snapshot, StatementStat
@@ -223,7 +223,7 @@ def explain_live(
         with conn.cursor() as cur:
             if analyze and stmt.writes:
                 # Only now, only for this transaction, and only with allow_writes.
-                cur.execute("SET TRANSACTION READ WRITE")
+                cur.execute(mark("SET TRANSACTION READ WRITE"))
             docs = run_explain(cur, sql, analyze=analyze, generic=generic)
         conn.rollback()
         return docs
@@ -249,7 +249,7 @@ def run_explain(cur: Any, sql: str, *, analyze: bool = False, generic: bool = Fa
 
     options = explain_options(analyze=analyze, generic=generic)
     # The user's text is sent as is: it is the statement to explain, checked by classify().
-    cur.execute(pgsql.SQL("EXPLAIN ({}) {}").format(pgsql.SQL(options), pgsql.SQL(sql)))
+    cur.execute(pgsql.SQL(mark("EXPLAIN ({}) {}")).format(pgsql.SQL(options), pgsql.SQL(sql)))
     return _documents(cur.fetchall())
 
 
@@ -320,14 +320,14 @@ def explain_top(
                 continue
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SAVEPOINT advisor_explain")
+                    cur.execute(mark("SAVEPOINT advisor_explain"))
                     docs = run_explain(cur, str(stat.query), generic=stmt.has_params)
-                    cur.execute("RELEASE SAVEPOINT advisor_explain")
+                    cur.execute(mark("RELEASE SAVEPOINT advisor_explain"))
             except psycopg.Error as exc:
                 err = server_error(exc, dsn, statement_timeout_ms)
                 if conn.broken or conn.closed:
                     raise err from None
-                conn.execute("ROLLBACK TO SAVEPOINT advisor_explain")
+                conn.execute(mark("ROLLBACK TO SAVEPOINT advisor_explain"))
                 snap.skip(what, str(err).rstrip("."))
                 continue
             for doc in docs:

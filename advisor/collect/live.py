@@ -22,7 +22,7 @@ from psycopg import errors, sql
 from psycopg.rows import DictRow
 
 from advisor import __version__
-from advisor.collect import CollectError, queries
+from advisor.collect import CollectError, mark, queries
 from advisor.collect.connect import (
     connect,
     describe_error,
@@ -129,10 +129,10 @@ class _Reader:
         conn = self.conn
         try:
             with conn.cursor() as cur:
-                cur.execute("SAVEPOINT advisor_step")
+                cur.execute(mark("SAVEPOINT advisor_step"))
                 cur.execute(query, params)
                 rows = cur.fetchall()
-                cur.execute("RELEASE SAVEPOINT advisor_step")
+                cur.execute(mark("RELEASE SAVEPOINT advisor_step"))
             return list(rows)
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
@@ -148,7 +148,7 @@ class _Reader:
                         f"cannot read {what} from {redact_dsn(self.dsn)}: {self.reason(exc)}"
                     )
                 ) from None
-            conn.execute("ROLLBACK TO SAVEPOINT advisor_step")
+            conn.execute(mark("ROLLBACK TO SAVEPOINT advisor_step"))
             self.skipped.append((what, self.reason(exc)))
             return None
 

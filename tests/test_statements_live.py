@@ -1,0 +1,120 @@
+"""pg_stat_statements texts resolved against the catalog, on real PostgreSQL 15 and 18 servers:
+PQ113 (a slow statement over a table below min_parallel_table_scan_size) and the text half of
+PQ106, PQ107, PQ111 and PQ112. Each statement really runs so it lands in pg_stat_statements;
+`collect()` reads it with the catalog; the engine reports. The quiet counterparts are the same
+reads rewritten the way the fixes say (or PQ113's own ALTER TABLE), which must not be reported.
+Also: the advisor's own statements never show up among the statements it reports.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from advisor.collect import ADVISOR_MARKER, collect, is_advisor_text
+from advisor.engine import run
+from advisor.pgserver import PgServer
+from advisor.report import Finding, Report
+from advisor.snapshot import Snapshot, facts_from_snapshot
+
+pytestmark = pytest.mark.server
+
+SETUP = (
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    # 16 MB: big enough for 2 workers by the size rule
+    "CREATE TABLE st_big AS SELECT g AS id, g % 100 AS grp, repeat('x', 40) AS pad "
+    "FROM generate_series(1, 200000) g",
+    "ANALYZE st_big",
+    "CREATE TABLE st_log (n bigint)",
+    # 3 MB: below min_parallel_table_scan_size (8 MB)
+    "CREATE TABLE st_small AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 40000) g",
+    "ANALYZE st_small",
+)
+TEARDOWN = ("DROP TABLE st_big, st_log, st_small",)
+HAZARDS = {
+    "PQ106": "WITH ins AS (INSERT INTO st_log VALUES (1) RETURNING n) "
+    "SELECT count(*) FROM st_big, ins WHERE st_big.grp > 3",
+    "PQ107": "SELECT id FROM st_big WHERE grp = 3 FOR UPDATE",
+    "PQ111": "SELECT count(*) FROM (SELECT * FROM st_big LIMIT 150000) s WHERE s.grp > 3",
+    "PQ112": "SELECT count(DISTINCT pad), grp FROM st_big GROUP BY grp",
+}
+FIXED = (
+    "SELECT count(*) FROM st_big WHERE st_big.grp > 7",
+    "SELECT id FROM st_big WHERE grp = 4",
+    "SELECT count(*) FROM st_big s WHERE s.grp > 5",
+    "SELECT count(*), grp FROM (SELECT DISTINCT pad, grp FROM st_big) d GROUP BY grp",
+)
+SLOW_SMALL = (
+    "SELECT count(*) FROM st_small WHERE regexp_replace(repeat(pad, 2), '[0-9]', 'x', 'g') "
+    "LIKE '%abc%'"
+)
+FAST_SMALL = "SELECT count(*) FROM st_small WHERE pad LIKE '%abc%'"
+CODES = ("PQ106", "PQ107", "PQ111", "PQ112", "PQ113")
+
+
+def _sql(pg: PgServer, *statements: str) -> None:
+    with pg.connect(autocommit=True) as c:
+        for s in statements:
+            c.execute(s)  # type: ignore[arg-type]
+
+
+def _mine(snap: Snapshot) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in run(facts_from_snapshot(snap), Report(), select=CODES).findings:
+        if "st_" in str(f.evidence.get("query")):
+            out.setdefault(f.rule, []).append(f)
+    return out
+
+
+@pytest.mark.parametrize("major", [15, 18])
+def test_statement_texts_against_the_catalog(major: int, request: pytest.FixtureRequest) -> None:
+    pg: PgServer = request.getfixturevalue(f"pg{major}")
+    _sql(pg, *SETUP)
+    try:
+        _sql(pg, *HAZARDS.values(), *FIXED, SLOW_SMALL, FAST_SMALL)
+        time.sleep(0.3)
+        snap = collect(pg.dsn, cores=8)
+        found = _mine(snap)
+        assert set(found) == set(CODES), sorted(found)
+        for code, text in HAZARDS.items():
+            (f,) = found[code]
+            assert f.where.startswith("statement ") and f.evidence["calls"] == 1
+            assert f.evidence["relation"] == "public.st_big", f.evidence
+            assert "Seen in pg_stat_statements" in f.message and "1 calls" in f.message
+            assert text.split()[0].lower() in str(f.evidence["query"]).lower()
+        assert found["PQ106"][0].evidence["cte"] == "ins"
+        assert found["PQ106"][0].evidence["operation"] == "INSERT"
+        assert "FOR UPDATE in its text" in found["PQ107"][0].message
+        assert found["PQ111"][0].evidence["limit"] == "LIMIT $1"
+        assert "no ORDER BY" in found["PQ111"][0].message
+        assert "count(DISTINCT ...)" in found["PQ112"][0].evidence["causes"]
+        assert "Deduplicate first" in found["PQ112"][0].fix
+
+        (small,) = found["PQ113"]
+        assert small.evidence["relation"] == "public.st_small"
+        assert "regexp_replace" in str(small.evidence["query"])
+        assert small.evidence["min_size"] == "8MB"
+        assert (
+            small.evidence["alter_table"]
+            == "ALTER TABLE public.st_small SET (parallel_workers = 2);"
+        )
+        assert small.severity == "info" and small.evidence["alter_table"] in small.fix
+        assert "ALTER ROLE postgres SET min_parallel_table_scan_size" in small.fix
+
+        # The advisor's own statements (marked) are in pg_stat_statements, but not reported.
+        with pg.connect(autocommit=True) as c:
+            marked = c.execute(
+                "SELECT count(*) FROM pg_stat_statements WHERE strpos(query, %s) > 0",
+                (ADVISOR_MARKER,),
+            ).fetchone()
+        assert marked is not None and marked[0] > 0
+        assert not any(is_advisor_text(s.query) for s in snap.statements)
+
+        # PQ113's own fix makes it quiet; the rewritten reads were quiet from the start.
+        _sql(pg, str(small.evidence["alter_table"]))
+        after = _mine(collect(pg.dsn, cores=8))
+        assert "PQ113" not in after, after.get("PQ113")
+        assert {c: len(v) for c, v in after.items()} == {c: 1 for c in HAZARDS}
+    finally:
+        _sql(pg, *TEARDOWN)
