@@ -15,6 +15,7 @@ import pytest
 from advisor.collect import ADVISOR_MARKER, collect, is_advisor_text
 from advisor.engine import run
 from advisor.pgserver import PgServer
+from advisor.plan import Plan, parse_plans
 from advisor.report import Finding, Report
 from advisor.snapshot import Snapshot, facts_from_snapshot
 
@@ -118,3 +119,70 @@ def test_statement_texts_against_the_catalog(major: int, request: pytest.Fixture
         assert {c: len(v) for c, v in after.items()} == {c: 1 for c in HAZARDS}
     finally:
         _sql(pg, *TEARDOWN)
+
+
+# -- PQ117 from plans: a Gather that launched nothing while the pool was idle ---------------------
+
+AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'",
+    "SET auto_explain.log_min_duration = 0",
+    "SET auto_explain.log_analyze = on",
+    "SET auto_explain.log_nested_statements = on",
+    "SET auto_explain.log_settings = on",
+    "SET auto_explain.log_format = json",
+)
+INTO = (
+    "CREATE FUNCTION st_into() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
+    "BEGIN SELECT count(*) INTO n FROM st_big WHERE grp > 3; RETURN n; END$$"
+)
+EXECUTE_INTO = (
+    "CREATE FUNCTION st_into() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
+    "BEGIN EXECUTE 'SELECT count(*) FROM st_big WHERE grp > 3' INTO n; RETURN n; END$$"
+)
+
+
+def _nested_plans(pg: PgServer, *session: str) -> list[Plan]:
+    """Run SELECT st_into() under auto_explain; the plans of its nested SELECT from the log."""
+    before = len(pg.read_log())
+    with pg.connect(autocommit=True) as c:
+        for s in (*AUTO_EXPLAIN, *session):
+            c.execute(s)  # type: ignore[arg-type]
+        c.execute("SELECT st_into()")
+    time.sleep(0.3)
+    plans = parse_plans(pg.read_log()[before:], source="server.log")
+    return [p for p in plans if "st_big" in (p.query_text or "")]
+
+
+def _pq117(pg: PgServer, plans: list[Plan]) -> list[Finding]:
+    facts = facts_from_snapshot(collect(pg.dsn, cores=8))
+    facts.plans = plans
+    return run(facts, Report(), select=["PQ117"]).findings
+
+
+@pytest.mark.parametrize("major", [15, 18])
+def test_pq117_from_a_plan_that_launched_nothing(
+    major: int, request: pytest.FixtureRequest
+) -> None:
+    pg: PgServer = request.getfixturevalue(f"pg{major}")
+    _sql(pg, *SETUP[:3], INTO)
+    try:
+        (plan,) = _nested_plans(pg)
+        (gather,) = plan.gathers()
+        assert gather.workers_planned and gather.workers_launched == 0
+        (f,) = _pq117(pg, [plan])
+        assert f.severity == "warning" and f.evidence["launched"] == 0
+        assert "launched none although the pool had room" in f.message
+        assert "parallel workers busy in 1 pg_stat_activity sample" in f.evidence["pool"]
+        assert "EXECUTE '...' INTO" in f.fix
+
+        # The pool itself is empty in that session: PQ201's case, not this one.
+        (empty,) = _nested_plans(pg, "SET max_parallel_workers = 0")
+        assert _pq117(pg, [empty]) == []
+
+        # The fix: EXECUTE ... INTO launches the worker.
+        _sql(pg, "DROP FUNCTION st_into()", EXECUTE_INTO)
+        (fixed,) = _nested_plans(pg)
+        assert [g.workers_launched for g in fixed.gathers()] == [gather.workers_planned]
+        assert _pq117(pg, [fixed]) == []
+    finally:
+        _sql(pg, "DROP FUNCTION st_into()", "DROP TABLE st_big")

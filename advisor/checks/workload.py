@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING
 from advisor.checks.base import (
     format_bytes,
     min_table_blocks,
+    setting,
     setting_number,
     size_rule_workers,
     size_text,
+    where,
 )
 from advisor.collect import is_advisor_text
 from advisor.engine import Card, Evidence, Facts, check
+from advisor.plan import Plan
 
 if TYPE_CHECKING:  # pydantic stays off the offline path
     from advisor.snapshot import FunctionFact, RelationFact, Snapshot, StatementStat
@@ -91,19 +94,83 @@ def unsafe_builtin_in_query(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 @check("PQ117")
 def cursor_prevents_workers(facts: Facts, card: Card) -> Iterator[Evidence]:
-    from advisor.workload import statement_shape
+    """DECLARE CURSOR texts in pg_stat_statements, and analysed plans whose Gather launched no
+    worker while the pool had room (the executor's non-parallel mode, §2.4)."""
+    from advisor.workload import shorten, statement_shape
 
     rows, total = _visible(facts)
     for stmt in sorted(rows, key=lambda s: -s.total_exec_time):
         shape = statement_shape(stmt.query or "")
         if shape is None or shape.kind != "DeclareCursorStmt":
             continue
+        hold = " WITH HOLD" if shape.cursor_hold else ""
         yield {
             "where": f"statement {stmt.queryid}",
             **_statement_evidence(stmt, total),
             "cursor": shape.cursor_name or "?",
-            "hold": " WITH HOLD" if shape.cursor_hold else "",
+            "hold": hold,
+            "seen": (
+                f"Statement {stmt.queryid} declares cursor {shape.cursor_name or '?'}{hold} "
+                f"({stmt.calls:,} calls, {stmt.total_exec_time:,.1f} ms in all, "
+                f"{_share(stmt, total)} of the recorded execution time)"
+            ),
         }
+    for plan in facts.plans:
+        if not plan.analyzed:
+            continue
+        for node in plan.gathers():
+            planned = node.workers_planned or 0
+            if planned <= 0 or node.workers_launched != 0 or node.never_executed:
+                continue
+            room = _pool_room(facts, plan, planned)
+            if room is None:
+                continue
+            query = plan.query_text
+            yield {
+                "where": where(plan, node),
+                "node": node.label,
+                "planned": planned,
+                "launched": 0,
+                "pool": room,
+                "query": shorten(str(query)) if query else plan.label,
+                "seen": (
+                    f"{node.label} planned {planned} worker{'s' if planned > 1 else ''} and "
+                    f"launched none although the pool had room ({room})"
+                ),
+            }
+
+
+def _pool_room(facts: Facts, plan: Plan, planned: int) -> str | None:
+    """Why the pool was not what stopped the workers, or None when it may have been: the
+    pool is at least `planned`, no activity sample saw it too full to give them, and the PG 18
+    counters of this database show no shortage (§2.2, §5.2)."""
+    snap = facts.snapshot
+    if snap is None:
+        return None
+    value, origin = setting(facts, plan, "max_parallel_workers")
+    pool = setting_number(value) if value is not None else None
+    if pool is None or pool < planned:
+        return None  # the pool itself is too small: PQ201 says so
+    parts = [f"max_parallel_workers = {pool:g}, {origin}"]
+    seen = False
+    peaks = snap.activity_peaks()
+    if peaks is not None:
+        if peaks.parallel_workers + planned > pool:
+            return None
+        parts.append(
+            f"at most {peaks.parallel_workers} parallel workers busy in {peaks.samples} "
+            f"pg_stat_activity sample{'s' if peaks.samples > 1 else ''}"
+        )
+        seen = True
+    for db in snap.database_stats:
+        to_launch, launched = db.parallel_workers_to_launch, db.parallel_workers_launched
+        if db.datname != snap.target.database or not to_launch or launched is None:
+            continue
+        if launched / to_launch < 0.9:
+            return None  # a real shortage: PQ202
+        parts.append(f"{launched:,} of {to_launch:,} workers launched in database {db.datname}")
+        seen = True
+    return "; ".join(parts) if seen else None
 
 
 def _plpgsql(facts: Facts) -> Iterator[FunctionFact]:
