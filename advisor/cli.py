@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also EXPLAIN (never ANALYZE) the N pg_stat_statements statements with the most "
-        "total time (GENERIC_PLAN for texts with $n on PostgreSQL 16+)",
+        "total time (generic plans for texts with $n: GENERIC_PLAN on PostgreSQL 16+, PREPARE "
+        "and EXPLAIN EXECUTE under plan_cache_mode = force_generic_plan before)",
     )
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")

@@ -32,7 +32,7 @@ __all__ = [
 # (PostgreSQL 18 drops leading ones), so this is how the advisor's own rows are told apart and
 # left out of the rules, the statement list and `collect --explain-top`.
 ADVISOR_MARKER = "/* pg-parallel-advisor */"
-_FIRST_WORD = re.compile(r"^((?:\s*--[^\n]*\n)*\s*[A-Za-z]+)")
+_FIRST_WORD = re.compile(r"^(?:\s*--[^\n]*\n)*\s*([A-Za-z]+)")
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 DEFAULT_LOCK_TIMEOUT_MS = 2_000
@@ -46,7 +46,9 @@ class CollectError(RuntimeError):
 
 
 def mark(sql: str) -> str:
-    """`sql` with ADVISOR_MARKER after its first keyword: 'SELECT /* pg-parallel-advisor */ 1'."""
+    """`sql` with ADVISOR_MARKER after its first keyword: 'SELECT /* pg-parallel-advisor */ 1'.
+    Leading `--` comment lines (the SQL files' headers) are dropped, so the marker is always
+    near the start of what pg_stat_statements keeps, whichever version strips what."""
     return _FIRST_WORD.sub(lambda m: f"{m.group(1)} {ADVISOR_MARKER}", sql, count=1)
 
 
