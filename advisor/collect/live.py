@@ -30,7 +30,7 @@ from advisor.collect.connect import (
     scrub,
     session_settings,
 )
-from advisor.collect.hardware import probe
+from advisor.collect.hardware import probe, storage_of
 from advisor.collect.secrets import scrub_text, setting_value, statement_text
 from advisor.snapshot import (
     ActivitySample,
@@ -447,6 +447,11 @@ def _hardware(
         host=snap.target.host,
     )
     hw = found.hardware
+    data_dir = snap.setting("data_directory")
+    if snap.target.local and data_dir:  # same machine: its block device can be asked
+        storage = storage_of(data_dir)
+        if storage is not None:
+            found.details["storage"] = f"{storage[0]}: {storage[1]}"
     return HardwareFact(
         cores=hw.cores,
         cores_source=hw.cores_source,
