@@ -11,6 +11,7 @@ CLI can import `CollectError` and `parse_size` without slowing the offline comma
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from advisor.collect.hardware import parse_size
@@ -66,11 +67,13 @@ def collect(
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
     statements_limit: int = DEFAULT_STATEMENTS_LIMIT,
+    progress: Callable[[str], None] | None = None,
 ) -> Snapshot:
     """Read settings, overrides, activity, database and statement statistics and background
     workers in one read-only transaction (rolled back), then sample pg_stat_activity every
     0.5 s for `sample_seconds`. `cores`/`memory` (bytes) override what the machine says.
-    Empty/None `dsn` = libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE)."""
+    Empty/None `dsn` = libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE).
+    `progress` hears each step's name (connecting, settings, statements, catalog, ...)."""
     from advisor.collect.live import collect_live
 
     return collect_live(
@@ -81,4 +84,5 @@ def collect(
         statement_timeout_ms=statement_timeout_ms,
         lock_timeout_ms=lock_timeout_ms,
         statements_limit=statements_limit,
+        progress=progress or (lambda _step: None),
     )
