@@ -35,14 +35,17 @@ _LO = re.compile(r"^lo_")
 
 
 def _walk(node: Any) -> Iterator[tuple[str, Any]]:
-    """Every (key, value) pair of a parsed JSON tree, depth first."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key, value
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
+    """Every (key, value) pair of a parsed JSON tree, depth first, in text order. A stack,
+    not recursive generators: thousands of statement texts go through here per report."""
+    stack: list[Any] = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            pairs = list(cur.items())
+            yield from pairs
+            stack.extend(v for _, v in reversed(pairs) if isinstance(v, dict | list))
+        elif isinstance(cur, list):
+            stack.extend(v for v in reversed(cur) if isinstance(v, dict | list))
 
 
 @lru_cache(maxsize=4096)
@@ -77,6 +80,7 @@ class StatementShape:
     cursor_hold: bool = False
 
 
+@lru_cache(maxsize=8192)
 def statement_shape(text: str) -> StatementShape | None:
     """What the first statement of `text` is and which unsafe built-ins it calls; None when
     the text does not parse."""
@@ -293,10 +297,16 @@ def statement_hazards(text: str) -> Hazards | None:
     limits: list[SubqueryLimit] = []
     aggregates: list[Aggregate] = []
     grouping = False
+    named: list[Relation] = []
     for key, value in _walk(body):
         if not isinstance(value, dict | list):
             continue
-        if key == "CommonTableExpr" and isinstance(value, dict):
+        if key == "RangeVar" and isinstance(value, dict):
+            schema = value.get("schemaname")
+            rel = (str(schema) if schema else None, str(value.get("relname", "")))
+            if rel not in named:
+                named.append(rel)
+        elif key == "CommonTableExpr" and isinstance(value, dict):
             name = str(value.get("ctename", ""))
             ctes.add(name)
             query = value.get("ctequery") or {}
@@ -336,21 +346,22 @@ def statement_hazards(text: str) -> Hazards | None:
         elif key == "GroupingSet":
             grouping = True
     frozen = frozenset(ctes)
-    outside = body
+    relations = tuple(r for r in named if not (r[0] is None and r[1] in frozen))
+    outside = relations
     if modifying:
         names = {m.name for m in modifying}
-        outside = {k: v for k, v in body.items() if k != "withClause"}
-        kept = [
+        rest = {k: v for k, v in body.items() if k != "withClause"}
+        rest["kept_ctes"] = [
             c
             for c in (body.get("withClause") or {}).get("ctes", [])
             if c.get("CommonTableExpr", {}).get("ctename") not in names
         ]
-        outside["kept_ctes"] = kept
+        outside = _relations(rest, frozen)
     shape = statement_shape(text)
     return Hazards(
         kind=kind,
-        relations=_relations(body, frozen),
-        outside_modifying_ctes=_relations(outside, frozen),
+        relations=relations,
+        outside_modifying_ctes=outside,
         modifying_ctes=tuple(modifying),
         locking=locking,
         subquery_limits=tuple(limits),
