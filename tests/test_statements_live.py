@@ -188,3 +188,40 @@ def test_pq117_from_a_plan_that_launched_nothing(
         assert _pq117(pg, [fixed]) == []
     finally:
         _sql(pg, "DROP FUNCTION st_into()", "DROP TABLE st_big")
+
+
+# -- every major: the advisor's own rows stay out, $n texts get a generic plan ---------------------
+
+
+def test_marker_and_generic_plans_on_every_major(pg_any: PgServer) -> None:
+    """13-15 take the PREPARE + force_generic_plan path, 16-18 EXPLAIN (GENERIC_PLAN); on every
+    version the marked statements are in pg_stat_statements but never in the snapshot."""
+    from advisor.collect.explain import explain_top
+
+    _sql(
+        pg_any,
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        "CREATE TABLE st_gen AS SELECT g AS id, g % 10 AS grp FROM generate_series(1, 1000) g",
+    )
+    try:
+        with pg_any.connect(autocommit=True) as c:
+            for i in range(3):  # server-side binding: pg_stat_statements keeps "grp = $1"
+                c.execute("SELECT count(*) FROM st_gen WHERE grp = %s AND id > %s", (i, i))
+        collect(pg_any.dsn)  # leaves its own marked rows behind
+        snap = collect(pg_any.dsn)
+        assert not any(is_advisor_text(s.query) for s in snap.statements)
+        mine = [s for s in snap.statements if "FROM st_gen WHERE" in (s.query or "")]
+        assert mine and "$2" in str(mine[0].query), [s.query for s in mine]
+        snap.statements = mine
+        explain_top(pg_any.dsn, snap, 1)
+        (plan,) = snap.plans
+        assert plan.generic and plan.queryid == mine[0].queryid
+        assert plan.document["Plan"]["Node Type"] == "Aggregate", plan.document
+        with pg_any.connect(autocommit=True) as c:
+            marked = c.execute(
+                "SELECT count(*) FROM pg_stat_statements WHERE strpos(query, %s) > 0",
+                (ADVISOR_MARKER,),
+            ).fetchone()
+        assert marked is not None and marked[0] > 0
+    finally:
+        _sql(pg_any, "DROP TABLE st_gen")
