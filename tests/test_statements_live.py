@@ -225,3 +225,28 @@ def test_marker_and_generic_plans_on_every_major(pg_any: PgServer) -> None:
         assert marked is not None and marked[0] > 0
     finally:
         _sql(pg_any, "DROP TABLE st_gen")
+
+
+def test_pq113_from_analysed_plans_alone(pg15: PgServer) -> None:
+    """Offline (plans only, no snapshot): EXPLAIN (ANALYZE, BUFFERS) shows the table's size."""
+    from advisor.collect.explain import explain_live
+    from advisor.engine import Facts
+    from advisor.plan import build_plan
+
+    _sql(pg15, *SETUP)
+    try:
+
+        def pq113(query: str) -> list[Finding]:
+            (doc,) = explain_live(pg15.dsn, query, analyze=True)
+            facts = Facts(plans=[build_plan(doc, source="live")])
+            return run(facts, Report(), select=["PQ113"]).findings
+
+        (slow,) = pq113(SLOW_SMALL)
+        assert slow.evidence["relation"] == "public.st_small" and "EXPLAIN ANALYZE" in slow.message
+        assert slow.evidence["alter_table"] == (
+            "ALTER TABLE public.st_small SET (parallel_workers = 2);"
+        )
+        assert pq113(FAST_SMALL) == []  # a few milliseconds: nothing to gain
+        assert pq113("SELECT count(*) FROM st_big WHERE pad LIKE '%y%'") == []  # big enough
+    finally:
+        _sql(pg15, *TEARDOWN)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from advisor.checks.base import (
+    SCAN_TYPES,
     format_bytes,
     min_table_blocks,
     setting,
@@ -450,7 +451,71 @@ def pgss_pq112(facts: Facts, card: Card) -> Iterator[Evidence]:
 @check("PQ113")
 def below_size_threshold(facts: Facts, card: Card) -> Iterator[Evidence]:
     """A slow SELECT whose every table is below min_parallel_table_scan_size (§1.D, §2.3): the
-    size rule gives no worker at all, whatever the statement costs per row."""
+    size rule gives no worker at all, whatever the statement costs per row. From
+    pg_stat_statements texts with the catalog, and from analysed plans with BUFFERS."""
+    yield from _pq113_plans(facts, card)
+    yield from _pq113_statements(facts, card)
+
+
+def _pq113_plans(facts: Facts, card: Card) -> Iterator[Evidence]:
+    """An analysed plan without a Gather that ran at least `pgss_min_mean_ms` and whose every
+    scan is a Seq Scan of a table BUFFERS shows below the threshold (no other scan whose size
+    is unknown, no ModifyTable or LockRows, which have reasons of their own)."""
+    from advisor.checks.base import scan_blocks
+
+    min_ms = card.threshold("pgss_min_mean_ms")
+    per_gather = setting_number((facts.settings or {}).get("max_parallel_workers_per_gather", "2"))
+    for plan in facts.plans:
+        ms = plan.execution_time_ms
+        if ms is None or ms < min_ms or per_gather == 0 or plan.gathers():
+            continue
+        nodes = list(plan.nodes())
+        if any(n.node_type in ("ModifyTable", "LockRows") for n in nodes):
+            continue
+        value, _ = setting(facts, plan, "max_parallel_workers_per_gather")
+        if value is not None and setting_number(value) == 0:
+            continue
+        mb = min_table_blocks(facts, plan)
+        scans = [n for n in nodes if n.relation or n.node_type in SCAN_TYPES]
+        sizes = [(n, scan_blocks(n)) for n in scans]
+        if not sizes or any(n.node_type != "Seq Scan" or b is None for n, b in sizes):
+            continue
+        node, blocks = max(sizes, key=lambda x: x[1] or 0.0)
+        if blocks is None or not 0 < blocks < mb:
+            continue
+        table = f"{node.schema}.{node.relation}" if node.schema else str(node.relation)
+        workers = int(per_gather or 2)
+        others = len({n.relation for n, _ in sizes}) - 1
+        yield {
+            "where": where(plan, node),
+            "queryid": plan.label,
+            "calls": "1",
+            "total_ms": round(ms, 1),
+            "mean_ms": round(ms, 1),
+            "share": "?",
+            "role": "?",
+            "query": plan.query_text or node.label,
+            "seen_how": f"{plan.label} ran {ms:,.1f} ms (EXPLAIN ANALYZE)",
+            "relation": table,
+            "size": format_bytes(blocks * 8192),
+            "blocks": round(blocks),
+            "min_size": format_bytes(mb * 8192),
+            "others": (
+                f" (and {others} smaller table{'s' if others > 1 else ''}, also below it)"
+                if others > 0
+                else ""
+            ),
+            "workers": workers,
+            "workers_how": f"max_parallel_workers_per_gather = {workers}",
+            "alter_table": f"ALTER TABLE {table} SET (parallel_workers = {workers});",
+            "alter_role": (
+                f"ALTER ROLE name SET min_parallel_table_scan_size = "
+                f"'{max(8, int(blocks) * 8 // 2)}kB';"
+            ),
+        }
+
+
+def _pq113_statements(facts: Facts, card: Card) -> Iterator[Evidence]:
     from advisor.checks.catalog import _quote
 
     snap = facts.snapshot
@@ -485,6 +550,11 @@ def below_size_threshold(facts: Facts, card: Card) -> Iterator[Evidence]:
         yield {
             "where": f"statement {stmt.queryid}",
             **_statement_evidence(stmt, total),
+            "seen_how": (
+                f"Statement {stmt.queryid} takes {stmt.mean_exec_time:,.1f} ms per call "
+                f"({stmt.calls:,} calls, {stmt.total_exec_time:,.1f} ms in all, "
+                f"{_share(stmt, total)} of the recorded execution time)"
+            ),
             "relation": rel.qualified,
             "size": format_bytes(rel.blocks * 8192),
             "blocks": rel.blocks,
