@@ -508,8 +508,7 @@ class _Advisor:
                 formula = (
                     f"the table is {ev['size']}, below min_parallel_table_scan_size "
                     f"{ev['min_size']}, so the size rule (knowledge §2.3) gives it 0 workers; "
-                    f"statement {ev['queryid']} takes {ev['mean_ms']} ms per call over it "
-                    f"({ev['calls']} calls); parallel_workers replaces the size rule: "
+                    f"{ev['seen_how']}; parallel_workers replaces the size rule: "
                     f"{ev['workers_how']}; keep it only if EXPLAIN (ANALYZE) shows the statement "
                     "faster with workers"
                 )

@@ -488,12 +488,7 @@ def _pq113_plans(facts: Facts, card: Card) -> Iterator[Evidence]:
         others = len({n.relation for n, _ in sizes}) - 1
         yield {
             "where": where(plan, node),
-            "queryid": plan.label,
-            "calls": "1",
-            "total_ms": round(ms, 1),
-            "mean_ms": round(ms, 1),
-            "share": "?",
-            "role": "?",
+            "execution_ms": round(ms, 1),
             "query": plan.query_text or node.label,
             "seen_how": f"{plan.label} ran {ms:,.1f} ms (EXPLAIN ANALYZE)",
             "relation": table,
