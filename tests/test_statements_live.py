@@ -252,3 +252,33 @@ def test_pq113_from_analysed_plans_alone(pg15: PgServer) -> None:
         assert pq113("SELECT count(*) FROM st_big WHERE pad LIKE '%y%'") == []  # big enough
     finally:
         _sql(pg15, *TEARDOWN)
+
+
+@pytest.mark.parametrize("major", [15, 18])
+def test_pq112_user_aggregate_without_combine_function(
+    major: int, request: pytest.FixtureRequest
+) -> None:
+    pg: PgServer = request.getfixturevalue(f"pg{major}")
+    _sql(
+        pg,
+        *SETUP[:3],
+        "CREATE AGGREGATE st_total(int) (SFUNC = int4pl, STYPE = int, PARALLEL = SAFE)",
+        "CREATE AGGREGATE st_split(int) "
+        "(SFUNC = int4pl, STYPE = int, COMBINEFUNC = int4pl, PARALLEL = SAFE)",
+    )
+    try:
+        _sql(pg, "SELECT st_total(grp) FROM st_big", "SELECT st_split(grp) FROM st_big")
+        time.sleep(0.3)
+        snap = collect(pg.dsn, cores=8)
+        (total,) = [f for f in snap.functions if f.name == "st_total"]
+        (split,) = [f for f in snap.functions if f.name == "st_split"]
+        assert (total.partial_agg, split.partial_agg) == (False, True)
+        found = _mine(snap).get("PQ112", [])
+        (f,) = [x for x in found if "st_total" in str(x.evidence["query"])]
+        assert "st_total(integer), a user aggregate that cannot be split" in f.message
+        assert "COMBINEFUNC" in f.fix
+        assert not [x for x in found if "st_split" in str(x.evidence["query"])]
+    finally:
+        _sql(
+            pg, "DROP AGGREGATE st_total(int)", "DROP AGGREGATE st_split(int)", "DROP TABLE st_big"
+        )

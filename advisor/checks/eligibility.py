@@ -1062,6 +1062,12 @@ def pq112_fixes(sets: list[str], causes: list[str]) -> str:
             "be split: pre-aggregate in a subquery (GROUP BY, in parallel) that shrinks "
             "the input, then apply them to its result."
         )
+    if "user aggregate" in text:
+        fixes.append(
+            "Give the user aggregate a combine function (CREATE OR REPLACE AGGREGATE ... "
+            "COMBINEFUNC = ..., plus SERIALFUNC/DESERIALFUNC for an internal state) and "
+            "PARALLEL = SAFE; then it is split into Partial/Finalize like a built-in one."
+        )
     if "before PostgreSQL 16" in text or "it has one from 16" in text:
         fixes.append(
             "array_agg and string_agg have combine functions from PostgreSQL 16, so "

@@ -390,8 +390,11 @@ def pgss_pq111(facts: Facts, card: Card) -> Iterator[Evidence]:
             break
 
 
-def aggregate_causes_from_text(hz: Hazards, major: int | None) -> list[str]:
-    """PQ112's causes from a parsed text, worded as the plan detector words them."""
+def aggregate_causes_from_text(
+    hz: Hazards, major: int | None, snap: Snapshot | None = None
+) -> list[str]:
+    """PQ112's causes from a parsed text, worded as the plan detector words them; user
+    aggregates are looked up in the catalog facts (pg_aggregate)."""
     from advisor.checks.eligibility import _NO_COMBINE_ALWAYS, _NO_COMBINE_BEFORE_16
 
     no_combine = {n.lower() for n in _NO_COMBINE_ALWAYS}
@@ -414,6 +417,14 @@ def aggregate_causes_from_text(hz: Hazards, major: int | None) -> list[str]:
                 f"{agg.name}(...), which has no combine function on PostgreSQL {major} "
                 "(it has one from 16)"
             )
+        elif snap is not None:
+            mine = [f for f in snap.functions if f.name == agg.name and f.prokind == "a"]
+            if mine and all(f.partial_agg is False for f in mine):
+                causes.append(
+                    f"{mine[0].identity}, a user aggregate that cannot be split "
+                    "(pg_aggregate: no combine function, or no serial/deserial functions for "
+                    "an internal state)"
+                )
     return list(dict.fromkeys(causes))
 
 
@@ -426,7 +437,7 @@ def pgss_pq112(facts: Facts, card: Card) -> Iterator[Evidence]:
     for stmt, hz, total, mb in _statement_hazards(facts, card):
         if snap is None or not (hz.aggregates or hz.grouping_sets):
             continue
-        causes = aggregate_causes_from_text(hz, major)
+        causes = aggregate_causes_from_text(hz, major, snap)
         rel = _largest(snap, hz.relations)
         if not causes or not _large(rel, mb, large) or rel is None:
             continue
