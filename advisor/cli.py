@@ -85,6 +85,12 @@ def _add_connection_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="sample pg_stat_activity for this long to find peak connections and workers",
     )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (it is shown only when stderr is a terminal)",
+    )
     p.add_argument("--cores", type=float, help="CPU cores of the server (when it is remote)")
     p.add_argument("--memory", metavar="SIZE", help="RAM of the server, e.g. 64GB (when remote)")
     _add_statement_timeout(p)
@@ -206,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also EXPLAIN (never ANALYZE) the N pg_stat_statements statements with the most "
-        "total time (GENERIC_PLAN for texts with $n on PostgreSQL 16+)",
+        "total time (generic plans for texts with $n: GENERIC_PLAN on PostgreSQL 16+, PREPARE "
+        "and EXPLAIN EXECUTE under plan_cache_mode = force_generic_plan before)",
     )
 
     demo = sub.add_parser(
@@ -338,26 +345,41 @@ def _attach_snapshot(report: Any, snap: Any, mode: Literal["live", "snapshot"]) 
     report.skipped += [Skipped("collect", f"{s.what}: {s.reason}") for s in snap.skipped]
 
 
-def _collect(args: argparse.Namespace) -> Any:
-    """A live snapshot; connection failures become ConnectFailed (exit 3)."""
+def _collect(args: argparse.Namespace, explain_top: int = 0) -> Any:
+    """A live snapshot (with EXPLAIN of the `explain_top` top statements); connection failures
+    become ConnectFailed (exit 3). A progress line on stderr when it is a terminal."""
     from advisor.collect import CollectError, collect, parse_size
+    from advisor.collect.progress import Progress
 
     try:
         memory = parse_size(args.memory) if args.memory else None
     except ValueError as exc:
         raise UsageError(f"--memory {args.memory}: {exc}") from None
-    if args.sample > 0 and sys.stderr.isatty():
-        print(f"Sampling pg_stat_activity for {args.sample:g} s ...", file=sys.stderr)
+    progress = Progress(sys.stderr, quiet=args.quiet)
     try:
-        return collect(
+        snap = collect(
             args.dsn,
             sample_seconds=args.sample,
             cores=args.cores,
             memory=memory,
             statement_timeout_ms=args.statement_timeout,
+            progress=progress,
         )
+        if explain_top:
+            from advisor.collect.explain import explain_top as run_explain_top
+
+            run_explain_top(
+                args.dsn,
+                snap,
+                explain_top,
+                statement_timeout_ms=args.statement_timeout,
+                progress=progress,
+            )
+        return snap
     except CollectError as exc:
         raise ConnectFailed(str(exc)) from None
+    finally:
+        progress.done()
 
 
 def _pgbouncer(args: argparse.Namespace) -> Any:
@@ -434,19 +456,9 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
         raise UsageError("--explain-top must be 0 or more")
     pgpool = _pgpool(args)
     job = _pgbouncer(args)
-    snap = _collect(args)
+    snap = _collect(args, args.explain_top)
     snap.pgpool = pgpool
     snap.pgbouncer = _pgbouncer_result(job)
-    if args.explain_top:
-        from advisor.collect import CollectError
-        from advisor.collect.explain import explain_top
-
-        try:
-            explain_top(
-                args.dsn, snap, args.explain_top, statement_timeout_ms=args.statement_timeout
-            )
-        except CollectError as exc:
-            raise ConnectFailed(str(exc)) from None
     try:
         snap.save(args.output)
     except SnapshotError as exc:
@@ -454,6 +466,8 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
     skipped = f", {len(snap.skipped)} items not collected (see 'skipped')" if snap.skipped else ""
     if pgpool is not None:
         skipped += f", pgpool-II {pgpool.version or '(file only)'}"
+    if args.quiet:
+        return EXIT_OK
     print(
         f"Wrote {args.output}: {snap.target.server_version}, {len(snap.settings)} settings, "
         f"{len(snap.statements)} statements, {len(snap.plans)} plans{skipped}.",

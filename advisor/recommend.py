@@ -32,11 +32,13 @@ MIN_LOWERING_WINDOW_S = 300.0  # `--sample 300`: five minutes of pg_stat_activit
 def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]:
     """Recommended settings for the snapshot in `facts` (none without a snapshot), then the
     poolers' (each works from its config or console alone)."""
-    findings = list(findings)
+    every = list(findings)
     fired: dict[str, Finding] = {}
-    for f in findings:
+    for f in every:
         fired.setdefault(f.rule, f)
-    recs = [] if facts.snapshot is None or facts.settings is None else _Advisor(facts, fired).run()
+    recs = []
+    if facts.snapshot is not None and facts.settings is not None:
+        recs = _Advisor(facts, fired, every).run()
     if facts.pgpool is not None:
         from advisor.pooler.pgpool_sizing import recommend_pgpool
 
@@ -44,14 +46,15 @@ def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]
     if facts.pgbouncer is not None:
         from advisor.pooler.pgbouncer_sizing import recommend_pgbouncer
 
-        recs += recommend_pgbouncer(facts, findings)
+        recs += recommend_pgbouncer(facts, every)
     return recs
 
 
 class _Advisor:
-    def __init__(self, facts: Facts, fired: dict[str, Finding]) -> None:
+    def __init__(self, facts: Facts, fired: dict[str, Finding], every: list[Finding]) -> None:
         self.facts = facts
         self.fired = fired
+        self.every = every
         self.recs: list[Recommendation] = []
         hw = _cores(facts)
         self.cores: float | None = hw[0] if hw else None
@@ -108,6 +111,9 @@ class _Advisor:
         self.connections(pool)
         self.work_mem(pool)
         self.superuser_slots()
+        self.cost_settings()
+        self.random_page_cost()
+        self.table_options()
         return self.recs
 
     def parallel_workers(self) -> float | None:
@@ -408,6 +414,138 @@ class _Advisor:
             ["CN006"],
         )
 
+    def cost_settings(self) -> None:
+        """Back to the defaults the parallel cost settings PQ007 found far above them on the
+        server; a role or database override gets its own RESET (ALTER SYSTEM would not win)."""
+        for f in self.every:
+            if f.rule != "PQ007" or f.where != "server settings":
+                continue
+            for item in f.evidence.get("settings", []):
+                name = str(item["name"])
+                snap = self.facts.snapshot
+                fact = snap.settings.get(name) if snap is not None else None
+                source = fact.source if fact is not None else None
+                formula = (
+                    f"{name} = its default {item['default']}: PQ007 found {item['value']}, "
+                    f"{item['factor']:g}x the default ({source_text(self.facts, name)}), which "
+                    f"keeps the planner from parallel plans: {item['effect']}; re-test the "
+                    "affected statements after the change"
+                )
+                overrides = self.overrides(name)
+                if source in ("user", "database", "database user") and overrides:
+                    for where, kind, scope, prefix, raw in overrides:
+                        self.recs.append(
+                            Recommendation(
+                                kind=kind,  # type: ignore[arg-type]
+                                name=name,
+                                scope=scope,
+                                current=raw,
+                                recommended=str(item["default"]),
+                                requires="session",
+                                because=["PQ007"],
+                                formula=f"{where}: {formula}",
+                                apply=f"{prefix} RESET {name};",
+                            )
+                        )
+                    continue
+                default = _SQL_DEFAULTS.get(name, str(item["default"]))
+                self.recs.append(
+                    Recommendation(
+                        kind="setting",
+                        name=name,
+                        scope=SERVER,
+                        current=fact.setting if fact is not None else None,
+                        recommended=str(item["default"]),
+                        requires=self.requires(name),
+                        because=["PQ007"],
+                        formula=formula,
+                        apply=f"ALTER SYSTEM SET {name} = {default};",
+                    )
+                )
+
+    def random_page_cost(self) -> None:
+        """random_page_cost = 1.1 when the data directory is on SSD (PGTune's value for ssd and
+        san storage), seen on the server's own block device; never guessed."""
+        snap = self.facts.snapshot
+        storage = snap.hardware.details.get("storage", "") if snap is not None else ""
+        current = _num(self.facts, "random_page_cost")
+        if not storage.startswith("ssd") or current is None or current <= 2:
+            return
+        self.add_setting(
+            "random_page_cost",
+            1.1,
+            f"random_page_cost = 1.1 for SSD storage (PGTune: 4 for hdd, 1.1 for ssd/san); "
+            f"the data directory is on an SSD ({storage.removeprefix('ssd: ')}); current "
+            f"{self.current('random_page_cost')}: at 4 the planner prices every random page "
+            f"read 4x a sequential one, which SSDs do not charge, and picks (parallel) "
+            f"sequential scans over index scans more often than it should",
+            [],
+        )
+
+    def table_options(self) -> None:
+        """Per-table parallel_workers (ALTER TABLE ... SET/RESET) from PQ113, PQ114 and PQ115,
+        with the size rule of knowledge §2.3 written out."""
+        done: set[str] = set()
+        for f in self.every:
+            ev = f.evidence
+            rel = str(ev.get("relation", ""))
+            if f.rule not in ("PQ113", "PQ114", "PQ115") or not rel or rel in done:
+                continue
+            done.add(rel)
+            if f.rule == "PQ115":
+                blocks, min_blocks = float(ev["blocks"]), float(ev["min_blocks"])
+                formula = (
+                    f"size rule (knowledge §2.3): 1 + floor(log3(blocks / min_parallel_table_"
+                    f"scan_size)) = 1 + floor(log3({blocks:,.0f} / {min_blocks:,.0f})) = "
+                    f"1 + floor({math.log(blocks / min_blocks, 3):.2f}) = {ev['planned']} "
+                    f"workers for this {ev['size']} table; parallel_workers = "
+                    f"min(max_parallel_workers_per_gather {ev['per_gather']}, cores "
+                    f"{ev['cores']} - 1) = {ev['target']} (the reloption replaces the size rule, "
+                    f"still capped by max_parallel_workers_per_gather)"
+                )
+                value, current = str(ev["target"]), "not set"
+                apply = f"{ev['alter']} {ev['name']} SET (parallel_workers = {ev['target']});"
+            elif f.rule == "PQ114":
+                formula = (
+                    f"parallel_workers = 0 forbids parallel scans of this {ev['size']} table; "
+                    f"without it the size rule (knowledge §2.3) gives 1 + floor(log3(blocks / "
+                    f"min_parallel_table_scan_size)) = {ev['size_rule_workers']} workers "
+                    f"(threshold {ev['min_size']})"
+                )
+                value, current = "RESET", "0"
+                apply = f"{ev['alter']} {ev['name']} RESET (parallel_workers);"
+            else:
+                formula = (
+                    f"the table is {ev['size']}, below min_parallel_table_scan_size "
+                    f"{ev['min_size']}, so the size rule (knowledge §2.3) gives it 0 workers; "
+                    f"{ev['seen_how']}; parallel_workers replaces the size rule: "
+                    f"{ev['workers_how']}; keep it only if EXPLAIN (ANALYZE) shows the statement "
+                    "faster with workers"
+                )
+                value, current = str(ev["workers"]), "not set"
+                apply = str(ev["alter_table"])
+            self.recs.append(
+                Recommendation(
+                    kind="table_option",
+                    name="parallel_workers",
+                    scope=f"table {rel}",
+                    current=current,
+                    recommended=value,
+                    requires="none",
+                    because=[f.rule],
+                    formula=formula,
+                    apply=apply,
+                )
+            )
+
+
+_SQL_DEFAULTS = {
+    "parallel_setup_cost": "1000",
+    "parallel_tuple_cost": "0.1",
+    "min_parallel_table_scan_size": "'8MB'",
+    "min_parallel_index_scan_size": "'512kB'",
+}
+
 
 def _g(value: object) -> str:
     return f"{value:g}" if isinstance(value, float | int) else str(value)
@@ -435,6 +573,7 @@ _GROUPS = (
     ("restart", "-- needs restart (postmaster settings: take effect after the server restarts)"),
     ("reload", "-- reload (SELECT pg_reload_conf())"),
     ("session", "-- session/role (takes effect for new sessions)"),
+    ("none", "-- no reload or restart (table options: the next plans use them)"),
 )
 
 

@@ -265,6 +265,9 @@ class FunctionFact(_Model):
     has_exception_block: bool = False  # plpgsql body matches EXCEPTION ... WHEN (a hint)
     # plpgsql only: pg_get_functiondef() text, first 20 kB, password literals masked (PQ118/119)
     source: str | None = None
+    # aggregates only: can be split into Partial/Finalize (combine function, and serial/deserial
+    # functions for an `internal` state); None for other functions (PQ112)
+    partial_agg: bool | None = None
 
 
 class SkippedItem(_Model):

@@ -35,14 +35,17 @@ _LO = re.compile(r"^lo_")
 
 
 def _walk(node: Any) -> Iterator[tuple[str, Any]]:
-    """Every (key, value) pair of a parsed JSON tree, depth first."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key, value
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
+    """Every (key, value) pair of a parsed JSON tree, depth first, in text order. A stack,
+    not recursive generators: thousands of statement texts go through here per report."""
+    stack: list[Any] = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            pairs = list(cur.items())
+            yield from pairs
+            stack.extend(v for _, v in reversed(pairs) if isinstance(v, dict | list))
+        elif isinstance(cur, list):
+            stack.extend(v for v in reversed(cur) if isinstance(v, dict | list))
 
 
 @lru_cache(maxsize=4096)
@@ -77,6 +80,7 @@ class StatementShape:
     cursor_hold: bool = False
 
 
+@lru_cache(maxsize=8192)
 def statement_shape(text: str) -> StatementShape | None:
     """What the first statement of `text` is and which unsafe built-ins it calls; None when
     the text does not parse."""
@@ -189,3 +193,179 @@ def shorten(text: str, width: int = 120) -> str:
     """`text` on one line, cut to `width` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+# -- statement-level hazards for the pg_stat_statements half of the PQ1xx rules ---------------
+
+_LOCKS = {
+    "LCS_FORUPDATE": "FOR UPDATE",
+    "LCS_FORNOKEYUPDATE": "FOR NO KEY UPDATE",
+    "LCS_FORSHARE": "FOR SHARE",
+    "LCS_FORKEYSHARE": "FOR KEY SHARE",
+}
+_DML_KINDS = {
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+}
+
+Relation = tuple[str | None, str]  # (schema as written or None, name)
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyingCte:
+    name: str
+    operation: str  # INSERT, UPDATE, DELETE, MERGE
+    target: str  # the table as written
+
+
+@dataclass(frozen=True, slots=True)
+class SubqueryLimit:
+    text: str  # "LIMIT $1", "LIMIT 10 OFFSET $2"
+    relations: tuple[Relation, ...]  # what the subquery reads
+    ordered: bool  # the subquery has ORDER BY
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    name: str
+    how: str  # "distinct", "order", "within group" or "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class Hazards:
+    """What a statement text says about parallel eligibility (knowledge §1.A, §1.B, §1.C)."""
+
+    kind: str
+    relations: tuple[Relation, ...]  # read in FROM/JOIN (CTE names and DML targets left out)
+    outside_modifying_ctes: tuple[Relation, ...]  # read outside data-modifying CTEs
+    modifying_ctes: tuple[ModifyingCte, ...]
+    locking: str | None  # "FOR UPDATE", ...
+    subquery_limits: tuple[SubqueryLimit, ...]
+    aggregates: tuple[Aggregate, ...]
+    grouping_sets: bool
+    unsafe_calls: tuple[str, ...]
+
+
+def _relations(node: Any, ctes: frozenset[str]) -> tuple[Relation, ...]:
+    out: list[Relation] = []
+    for key, value in _walk(node):
+        if key == "RangeVar" and isinstance(value, dict):
+            schema = value.get("schemaname")
+            name = str(value.get("relname", ""))
+            if schema is None and name in ctes:
+                continue
+            rel = (str(schema) if schema else None, name)
+            if rel not in out:
+                out.append(rel)
+    return tuple(out)
+
+
+def _expr_text(node: Any) -> str:
+    """$1, 10, or <expr> for a LIMIT/OFFSET expression."""
+    if not isinstance(node, dict):
+        return "<expr>"
+    if "ParamRef" in node:
+        return f"${node['ParamRef'].get('number', '?')}"
+    const = node.get("A_Const")
+    if isinstance(const, dict) and "ival" in const:
+        return str(const["ival"].get("ival", 0))
+    return "<expr>"
+
+
+def _target(relation: Any) -> str:
+    if not isinstance(relation, dict):
+        return "?"
+    schema = relation.get("schemaname")
+    name = str(relation.get("relname", "?"))
+    return f"{schema}.{name}" if schema else name
+
+
+@lru_cache(maxsize=8192)
+def statement_hazards(text: str) -> Hazards | None:
+    """The parallel hazards of the first statement of `text`; None when it does not parse."""
+    stmts = _parse(text)
+    if not stmts:
+        return None
+    stmt = stmts[0]
+    kind = next(iter(stmt), "")
+    body = stmt.get(kind, {})
+    ctes: set[str] = set()
+    modifying: list[ModifyingCte] = []
+    locking: str | None = None
+    limits: list[SubqueryLimit] = []
+    aggregates: list[Aggregate] = []
+    grouping = False
+    named: list[Relation] = []
+    for key, value in _walk(body):
+        if not isinstance(value, dict | list):
+            continue
+        if key == "RangeVar" and isinstance(value, dict):
+            schema = value.get("schemaname")
+            rel = (str(schema) if schema else None, str(value.get("relname", "")))
+            if rel not in named:
+                named.append(rel)
+        elif key == "CommonTableExpr" and isinstance(value, dict):
+            name = str(value.get("ctename", ""))
+            ctes.add(name)
+            query = value.get("ctequery") or {}
+            dml = next((k for k in query if k in _DML_KINDS), None)
+            if dml is not None:
+                modifying.append(
+                    ModifyingCte(name, _DML_KINDS[dml], _target(query[dml].get("relation")))
+                )
+        elif key == "lockingClause" and value and locking is None:
+            first = value[0].get("LockingClause", {}) if isinstance(value, list) else {}
+            locking = _LOCKS.get(str(first.get("strength")), "FOR UPDATE/SHARE")
+        elif key == "RangeSubselect" and isinstance(value, dict):
+            sub = (value.get("subquery") or {}).get("SelectStmt") or {}
+            parts = []
+            if sub.get("limitCount") is not None:
+                parts.append(f"LIMIT {_expr_text(sub['limitCount'])}")
+            if sub.get("limitOffset") is not None:
+                parts.append(f"OFFSET {_expr_text(sub['limitOffset'])}")
+            if parts:
+                limits.append(
+                    SubqueryLimit(
+                        " ".join(parts), _relations(sub, frozenset()), "sortClause" in sub
+                    )
+                )
+        elif key == "FuncCall" and isinstance(value, dict) and "over" not in value:
+            if value.get("agg_within_group"):
+                how = "within group"
+            elif value.get("agg_distinct"):
+                how = "distinct"
+            elif value.get("agg_order"):
+                how = "order"
+            else:
+                how = "plain"
+            agg = Aggregate(_func_name(value), how)
+            if agg not in aggregates:
+                aggregates.append(agg)
+        elif key == "GroupingSet":
+            grouping = True
+    frozen = frozenset(ctes)
+    relations = tuple(r for r in named if not (r[0] is None and r[1] in frozen))
+    outside = relations
+    if modifying:
+        names = {m.name for m in modifying}
+        rest = {k: v for k, v in body.items() if k != "withClause"}
+        rest["kept_ctes"] = [
+            c
+            for c in (body.get("withClause") or {}).get("ctes", [])
+            if c.get("CommonTableExpr", {}).get("ctename") not in names
+        ]
+        outside = _relations(rest, frozen)
+    shape = statement_shape(text)
+    return Hazards(
+        kind=kind,
+        relations=relations,
+        outside_modifying_ctes=outside,
+        modifying_ctes=tuple(modifying),
+        locking=locking,
+        subquery_limits=tuple(limits),
+        aggregates=tuple(aggregates),
+        grouping_sets=grouping,
+        unsafe_calls=shape.unsafe_calls if shape is not None else (),
+    )

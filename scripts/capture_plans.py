@@ -533,6 +533,13 @@ SCENARIOS: list[Scenario] = [
              expect=SERIAL),
     # PQ116: eligible but rejected on cost
     Scenario("wide_result", "SELECT * FROM big WHERE grp <> 0", "PQ116", True, expect=SERIAL),
+    # A CPU-heavy statement over a 2.6 MB table: below min_parallel_table_scan_size, no worker.
+    Scenario("small_table",
+             "SELECT count(*) FROM codes "
+             "WHERE regexp_replace(repeat(pad, 2), '[0-9]', 'x', 'g') LIKE '%abc%'",
+             "PQ113", True, expect=SERIAL,
+             setup=["CREATE TABLE IF NOT EXISTS codes AS SELECT g AS id, md5(g::text) AS pad "
+                    "FROM generate_series(1, 40000) g", "ANALYZE codes"]),
     Scenario("selective", "SELECT * FROM big WHERE note LIKE 'ab%'", "PQ116"),
     # PQ201: workers planned but not launched
     Scenario("pool_exhausted", GRP_AGG, "PQ201", True,

@@ -13,6 +13,7 @@ Writes sample_snapshots/<name>.json and sample_snapshots/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -58,6 +59,9 @@ class Scenario:
     quiet: tuple[str, ...] = ()
     # EXPLAIN (explain_live) of each query, stored in the snapshot's plans (plan + catalog rules)
     explain: tuple[str, ...] = ()
+    # run under auto_explain (log_analyze, log_nested_statements); the logged JSON plans are
+    # stored in the snapshot's plans (plans of statements inside functions)
+    auto_explain: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -358,6 +362,97 @@ SCENARIOS += [
     ),
 ]
 
+# pg_stat_statements texts against the catalog: PQ113 and the text half of PQ106/107/111/112.
+_STATEMENT_TABLES = (
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    *(q.format(rows=200_000) for q in _BIG),
+    "CREATE TABLE audit (n bigint)",
+    # 3 MB: below min_parallel_table_scan_size (8 MB)
+    "CREATE TABLE codes AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 40000) g",
+    "ANALYZE codes",
+)
+_SLOW_CODES = (
+    "SELECT count(*) FROM codes WHERE regexp_replace(repeat(pad, 2), '[0-9]', 'x', 'g') "
+    "LIKE '%abc%'"
+)
+_STATEMENT_RULES = ("PQ106", "PQ107", "PQ111", "PQ112", "PQ113")
+SCENARIOS += [
+    Scenario(
+        "statements_pg15",
+        15,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=_STATEMENT_TABLES,
+        runs=(
+            Run(
+                "postgres",
+                "WITH ins AS (INSERT INTO audit VALUES (1) RETURNING n) "
+                "SELECT count(*) FROM big, ins WHERE big.grp > 3",
+                2,
+            ),
+            Run("postgres", "SELECT id FROM big WHERE grp = 3 FOR UPDATE", 2),
+            Run("postgres", "SELECT count(*) FROM (SELECT * FROM big LIMIT 150000) s", 2),
+            Run("postgres", "SELECT count(DISTINCT pad), grp FROM big GROUP BY grp", 2),
+            Run("postgres", _SLOW_CODES, 2),
+        ),
+        fires=_STATEMENT_RULES,
+    ),
+    Scenario(
+        "statements_fixed_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_STATEMENT_TABLES, "ALTER TABLE codes SET (parallel_workers = 2)"),
+        runs=(
+            Run("postgres", "SELECT count(*) FROM big WHERE big.grp > 3", 2),
+            Run("postgres", "SELECT id FROM big WHERE grp = 3", 2),
+            Run("postgres", "SELECT count(*) FROM big s", 2),
+            Run(
+                "postgres",
+                "SELECT count(*), grp FROM (SELECT DISTINCT pad, grp FROM big) d GROUP BY grp",
+                2,
+            ),
+            Run("postgres", _SLOW_CODES, 2),
+        ),
+        quiet=_STATEMENT_RULES,
+    ),
+]
+
+# PQ117 from a plan: PL/pgSQL SELECT INTO runs its Gather without workers (current minors).
+_INTO_TABLE = (*(q.format(rows=300_000) for q in _BIG),)
+_INTO = (
+    "CREATE FUNCTION big_count() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
+    "BEGIN SELECT count(*) INTO n FROM big WHERE grp > 3; RETURN n; END$$"
+)
+_EXECUTE_INTO = (
+    "CREATE FUNCTION big_count() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
+    "BEGIN EXECUTE 'SELECT count(*) FROM big WHERE grp > 3' INTO n; RETURN n; END$$"
+)
+SCENARIOS += [
+    Scenario(
+        "select_into_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_INTO_TABLE, _INTO),
+        auto_explain=("SELECT big_count()",),
+        fires=("PQ117",),
+    ),
+    Scenario(
+        "select_into_fixed_pg18",
+        18,
+        {},
+        cores=8,
+        memory=32 * GiB,
+        setup=(*_INTO_TABLE, _EXECUTE_INTO),
+        auto_explain=("SELECT big_count()",),
+        quiet=("PQ117",),
+    ),
+]
+
 
 @contextmanager
 def workload(dsn: str, idle: int, idle_in_tx: int, active: int) -> Iterator[None]:
@@ -424,9 +519,44 @@ def capture(sc: Scenario) -> tuple[Path, list[str]]:
         for query in sc.explain:
             for doc in explain_live(pg.dsn, query):
                 snap.plans.append(CapturedPlan(query=query, document=doc))
+        for doc in auto_explained(pg, sc.auto_explain):
+            snap.plans.append(CapturedPlan(query=str(doc.get("Query Text", "")), document=doc))
     path = OUT / f"{sc.name}.json"
     snap.save(path)
     return path, check(sc, facts_from_snapshot(snap))
+
+
+_AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'",
+    "SET auto_explain.log_min_duration = 0",
+    "SET auto_explain.log_analyze = on",
+    "SET auto_explain.log_nested_statements = on",
+    "SET auto_explain.log_settings = on",
+    "SET auto_explain.log_format = json",
+)
+
+
+def auto_explained(pg: PgServer, statements: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Run `statements` under auto_explain; the JSON plans it logged for nested statements
+    (the top-level call's own plan is left out)."""
+    if not statements:
+        return []
+    before = len(pg.read_log())
+    with pg.connect(autocommit=True) as c:
+        for statement in (*_AUTO_EXPLAIN, *statements):
+            c.execute(statement)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    docs = []
+    for block in pg.read_log()[before:].split("plan:\n")[1:]:
+        lines = []
+        for line in block.splitlines():
+            if not line.startswith("\t"):
+                break
+            lines.append(line[1:])
+        doc = json.loads("\n".join(lines))
+        if doc.get("Query Text") not in statements:
+            docs.append(doc)
+    return docs
 
 
 def check(sc: Scenario, facts: Facts) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from advisor.collect import CollectError, collect, parse_size
+from advisor.collect import ADVISOR_MARKER, CollectError, collect, parse_size
 from advisor.collect.connect import connect, redact_dsn, scrub
 from advisor.collect.hardware import parse_cpu_list, probe, read_cgroup_limits
 from advisor.collect.live import is_local
@@ -571,11 +571,13 @@ def test_sql_files_pick_by_version() -> None:
 def test_every_sql_file_opens_with_what_changed() -> None:
     for name in names():
         for num in versions(name):
-            text = load(name, num or 1)
+            text = pick(name, num or 1).read_text(encoding="utf-8")
             first = text.splitlines()[0]
             assert first.startswith(f"-- {name}:"), (name, num, first)
             if num:
                 assert any(w in text.split("SELECT")[0] for w in ("NEW", "CHANGED")), (name, num)
+            # What is sent: the header dropped, the advisor's marker after the first keyword.
+            assert load(name, num or 1).startswith(f"SELECT {ADVISOR_MARKER} "), (name, num)
 
 
 def test_collector_modules_stay_out_of_the_offline_path() -> None:

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from advisor import cli
+from advisor.collect import ADVISOR_MARKER
 from advisor.pgserver import BinDir, PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,15 +264,18 @@ def test_collect_explain_top(advisor: Callable[..., Result], pg: PgServer, tmp_p
     snap = json.loads(snap_path.read_text())
     ours = [p for p in snap["plans"] if "FROM big WHERE grp = $1" in p["query"]]
     skips = [s for s in snap["skipped"] if s["what"].startswith("EXPLAIN of statement")]
-    if pg.major >= 16:
-        assert ours and ours[0]["generic"], snap["plans"]
-        assert ours[0]["document"]["Plan"]["Node Type"] in ("Aggregate", "Finalize Aggregate")
-        source = f"statement {ours[0]['queryid']} plan 1"
-        report = advisor("report", str(snap_path), "--json", "--fail-on", "never")
-        assert report.returncode == 0, report.stderr
-        assert source in [p["source"] for p in json.loads(report.stdout)["plans"]]
-    else:
-        assert not ours
-        assert any("(GENERIC_PLAN) needs PostgreSQL 16+" in s["reason"] for s in skips), skips
+    # 16+: EXPLAIN (GENERIC_PLAN); before: PREPARE + EXPLAIN EXECUTE under force_generic_plan
+    assert ours and ours[0]["generic"], (snap["plans"], skips)
+    assert ours[0]["document"]["Plan"]["Node Type"] in ("Aggregate", "Finalize Aggregate")
+    if pg.major < 16:
+        assert ours[0]["document"]["Settings"]["plan_cache_mode"] == "force_generic_plan"
+    source = f"statement {ours[0]['queryid']} plan 1"
+    report = advisor("report", str(snap_path), "--json", "--fail-on", "never")
+    assert report.returncode == 0, report.stderr
+    assert source in [p["source"] for p in json.loads(report.stdout)["plans"]]
+    # The advisor's own statements are neither listed nor explained.
+    mine = [s["query"] for s in snap["statements"] if ADVISOR_MARKER in (s["query"] or "")]
+    assert not mine, mine
+    assert not any(ADVISOR_MARKER in p["query"] for p in snap["plans"])
     assert all(p["document"].get("Execution Time") is None for p in snap["plans"])
     assert advisor_backends(pg) == 0

@@ -57,6 +57,8 @@ def sections(script: str) -> dict[str, list[str]]:
             current = "reload"
         elif line.startswith("-- session/role"):
             current = "session"
+        elif line.startswith("-- no reload or restart"):
+            current = "none"
         elif line.startswith("-- pooler"):
             current = "pooler"
         elif line and not line.startswith("--"):
@@ -234,6 +236,68 @@ def test_apply_script_groups_and_parses(path: Path) -> None:
     assert "pooler" not in groups  # pooler lines stay comments
 
 
+@pytest.mark.parametrize(
+    ("sample", "rule", "apply"),
+    [
+        ("underprovisioned_pg18", "PQ115", "ALTER TABLE public.big SET (parallel_workers = 7);"),
+        ("catalog_pg18", "PQ114", "ALTER TABLE public.events RESET (parallel_workers);"),
+        ("statements_pg15", "PQ113", "ALTER TABLE public.codes SET (parallel_workers = 2);"),
+    ],
+)
+def test_table_options_follow_the_catalog_findings(sample: str, rule: str, apply: str) -> None:
+    report = report_for(Snapshot.load(SAMPLES / f"{sample}.json"))
+    (rec,) = [r for r in report.recommendations if r.kind == "table_option"]
+    assert (rec.name, rec.requires, rec.because, rec.apply) == (
+        "parallel_workers",
+        "none",
+        [rule],
+        apply,
+    )
+    assert "size rule (knowledge §2.3)" in rec.formula
+    if rule == "PQ115":  # 500,000 rows in 5,184 blocks, over the 1,024-block threshold
+        assert "1 + floor(log3(5,184 / 1,024)) = 1 + floor(1.48) = 2 workers" in rec.formula
+    script = render_apply_script(report.recommendations)
+    assert sections(script)["none"] == [apply]
+    pglast.parse_sql(script)
+
+
+def test_quiet_snapshots_get_no_table_options() -> None:
+    for name in ("underprovisioned_quiet_pg18", "catalog_quiet_pg18", "statements_fixed_pg18"):
+        report = report_for(Snapshot.load(SAMPLES / f"{name}.json"))
+        assert not [r for r in report.recommendations if r.kind == "table_option"], name
+
+
+def test_random_page_cost_only_on_a_seen_ssd() -> None:
+    snap = Snapshot.load(SAMPLES / "tuned_8cores_pg18.json")
+    assert "random_page_cost" not in by_name(report_for(snap))  # storage unknown
+    snap.hardware.details["storage"] = "rotational: sda/queue/rotational = 1 for /data"
+    assert "random_page_cost" not in by_name(report_for(snap))
+    snap.hardware.details["storage"] = "ssd: nvme0n1/queue/rotational = 0 for /data"
+    rec = by_name(report_for(snap))["random_page_cost"]
+    assert (rec.recommended, rec.requires, rec.apply) == (
+        "1.1",
+        "reload",
+        "ALTER SYSTEM SET random_page_cost = 1.1;",
+    )
+    assert "nvme0n1/queue/rotational = 0" in rec.formula and "PGTune" in rec.formula
+
+
+def test_storage_kind_from_sysfs(tmp_path: Path) -> None:
+    from advisor.collect.hardware import rotational
+
+    disk = tmp_path / "devices" / "nvme0n1"
+    (disk / "nvme0n1p2").mkdir(parents=True)
+    (disk / "queue").mkdir()
+    (disk / "queue" / "rotational").write_text("0\n")
+    (tmp_path / "dev" / "block").mkdir(parents=True)
+    (tmp_path / "dev" / "block" / "259:2").symlink_to(disk / "nvme0n1p2")
+    assert rotational(259, 2, tmp_path) == ("ssd", "nvme0n1/queue/rotational = 0")
+    (disk / "queue" / "rotational").write_text("1\n")
+    assert rotational(259, 2, tmp_path) == ("rotational", "nvme0n1/queue/rotational = 1")
+    assert rotational(0, 41, tmp_path) is None  # overlay, tmpfs: no block device
+    assert rotational(8, 1, tmp_path) is None
+
+
 def test_json_report_carries_recommendations() -> None:
     snap = Snapshot.load(SAMPLES / "tuned_8cores_pg18.json")
     text = render.to_json(report_for(snap))
@@ -277,3 +341,40 @@ def test_reload_statements_of_the_apply_script_quiet_the_findings(
     assert not {"max_parallel_workers", "max_parallel_workers_per_gather", "work_mem"} & set(
         by_name(after)
     )
+
+
+@pytest.mark.server
+def test_cost_and_table_option_statements_quiet_their_findings(
+    make_pg: Callable[..., PgServer],
+) -> None:
+    """PQ007 (server-wide costs far above the defaults) and PQ114 (parallel_workers = 0 on a
+    large table): the apply script's reload and table sections make both go quiet."""
+    from advisor.collect import collect
+
+    pg = make_pg(15, parallel_setup_cost=100000, min_parallel_index_scan_size="8MB")
+    with pg.connect(autocommit=True) as c:
+        c.execute(
+            "CREATE TABLE rec_big AS SELECT g AS id, repeat('x', 40) AS pad "
+            "FROM generate_series(1, 200000) g"
+        )
+        c.execute("ALTER TABLE rec_big SET (parallel_workers = 0)")
+    before = analyse(facts_from_snapshot(collect(pg.dsn, cores=8, memory=16 * GiB)))
+    fired = {f.rule for f in before.findings}
+    assert {"PQ007", "PQ114"} <= fired, sorted(fired)
+    costs = {r.name: r for r in before.recommendations if "PQ007" in r.because}
+    assert costs["parallel_setup_cost"].apply == "ALTER SYSTEM SET parallel_setup_cost = 1000;"
+    assert costs["min_parallel_index_scan_size"].apply == (
+        "ALTER SYSTEM SET min_parallel_index_scan_size = '512kB';"
+    )
+    assert "100x the default" in costs["parallel_setup_cost"].formula
+
+    groups = sections(render_apply_script(before.recommendations))
+    assert "ALTER TABLE public.rec_big RESET (parallel_workers);" in groups["none"]
+    with pg.connect(autocommit=True) as c:
+        for statement in (*groups["reload"], *groups["none"]):
+            c.execute(statement)
+    time.sleep(0.3)
+    after = analyse(facts_from_snapshot(collect(pg.dsn, cores=8, memory=16 * GiB)))
+    left = {f.rule for f in after.findings}
+    assert not {"PQ007", "PQ114"} & left, sorted(left)
+    assert not [r for r in after.recommendations if r.because in (["PQ007"], ["PQ114"])]

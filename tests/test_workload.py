@@ -193,3 +193,25 @@ def test_workload_rules_on_real_servers(major: int, request: pytest.FixtureReque
         with pg.connect(autocommit=True) as c:
             for statement in TEARDOWN:
                 c.execute(statement)  # type: ignore[arg-type]
+
+
+def test_statements_with_a_captured_plan_are_judged_from_the_plan() -> None:
+    """The text half of PQ107 stays out of a statement whose plan collect --explain-top
+    captured (the plan detector reports that one), on the saved real snapshot."""
+    from pathlib import Path
+
+    from advisor.plan import parse_plans
+
+    root = Path(__file__).resolve().parent.parent
+    snap = Snapshot.load(root / "sample_snapshots" / "statements_pg15.json")
+    facts = facts_from_snapshot(snap)
+    (text_only,) = run(facts, Report(), select=["PQ107"]).findings
+    assert text_only.where.startswith("statement ") and "pg_stat_statements" in text_only.message
+    qid = str(text_only.evidence["queryid"])
+    sample = root / "sample_plans" / "pg15" / "pq107_fires_for_update.json"
+    facts.plans = parse_plans(sample.read_text(encoding="utf-8"), source=f"statement {qid}")
+    (from_plan,) = run(facts, Report(), select=["PQ107"]).findings
+    assert from_plan.where.startswith(f"statement {qid} plan 1 ›"), from_plan.where
+    assert "shown as LockRows" in from_plan.message and "pg_stat_statements" not in (
+        from_plan.message
+    )

@@ -124,6 +124,8 @@ def size_rule_under_provisions(facts: Facts, card: Card) -> Iterator[Evidence]:
                 "where": where(plan, node),
                 "relation": rel.qualified,
                 "size": format_bytes(rel.blocks * 8192),
+                "blocks": rel.blocks,
+                "min_blocks": min_blocks,
                 "min_size": format_bytes(min_blocks * 8192),
                 "planned": planned,
                 "per_gather": per_gather,

@@ -32,6 +32,7 @@ from advisor.checks.base import (
     under_gather,
     where,
 )
+from advisor.checks.workload import pgss_pq106, pgss_pq107, pgss_pq111, pgss_pq112
 from advisor.engine import Card, Evidence, Facts, check
 from advisor.plan import Plan, PlanNode
 
@@ -829,6 +830,7 @@ def detect_pq107(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
                 "rows_kind": read.kind,
                 "rows_locked": round(locked) if locked is not None else None,
                 "rows_locked_text": _rows(locked),
+                "lock_how": "FOR UPDATE / FOR SHARE, shown as LockRows",
             }
         )
     return out
@@ -1028,12 +1030,11 @@ def _grouping_sets(node: PlanNode) -> list[str]:
     return out
 
 
-def _pq112_fixes(node: PlanNode, causes: list[str]) -> str:
-    """One rewrite per cause found, most specific first."""
+def pq112_fixes(sets: list[str], causes: list[str]) -> str:
+    """One rewrite per cause found, most specific first (`sets`: the grouping sets' keys)."""
     text = " ".join(causes)
     fixes: list[str] = []
     if "GROUPING SETS" in text:
-        sets = _grouping_sets(node)
         per = f" ({', '.join(sets)})" if sets else ""
         fixes.append(
             f"Replace the grouping sets with a UNION ALL of plain GROUP BY queries, one "
@@ -1060,6 +1061,12 @@ def _pq112_fixes(node: PlanNode, causes: list[str]) -> str:
             "Aggregates without a combine function (json/xml/range aggregates) cannot "
             "be split: pre-aggregate in a subquery (GROUP BY, in parallel) that shrinks "
             "the input, then apply them to its result."
+        )
+    if "user aggregate" in text:
+        fixes.append(
+            "Give the user aggregate a combine function (CREATE OR REPLACE AGGREGATE ... "
+            "COMBINEFUNC = ..., plus SERIALFUNC/DESERIALFUNC for an internal state) and "
+            "PARALLEL = SAFE; then it is split into Partial/Finalize like a built-in one."
         )
     if "before PostgreSQL 16" in text or "it has one from 16" in text:
         fixes.append(
@@ -1108,7 +1115,7 @@ def detect_pq112(facts: Facts, plan: Plan, large: float) -> list[Evidence]:
                 "through": through,
                 "causes": "; ".join(causes),
                 "output": ", ".join(node.output) if node.output else "",
-                "fix_steps": _pq112_fixes(node, causes),
+                "fix_steps": pq112_fixes(_grouping_sets(node), causes),
             }
         )
     return out
@@ -1462,13 +1469,23 @@ def _debug_mode_name(facts: Facts, plan: Plan) -> tuple[str, str]:
 # -- checks ---------------------------------------------------------------------------------------
 
 
-def _per_plan(code: str, detect: Callable[..., list[Evidence]], *thresholds: str) -> None:
-    """Register `detect(facts, plan, *card thresholds)` as the check for `code`."""
+def _per_plan(
+    code: str,
+    detect: Callable[..., list[Evidence]],
+    *thresholds: str,
+    pgss: Callable[[Facts, Card], Iterable[Evidence]] | None = None,
+) -> None:
+    """Register `detect(facts, plan, *card thresholds)` as the check for `code`; `pgss(facts,
+    card)` adds what pg_stat_statements texts show for statements without a plan."""
 
     def run(facts: Facts, card: Card) -> Iterator[Evidence]:
         limits = [card.threshold(t) for t in thresholds]
         for plan in facts.plans:
-            yield from detect(facts, plan, *limits)
+            for evidence in detect(facts, plan, *limits):
+                # the cards' {seen} says where a text-only finding was seen; empty for plans
+                yield {"seen": "", **evidence} if pgss is not None else evidence
+        if pgss is not None and facts.snapshot is not None:
+            yield from pgss(facts, card)
 
     run.__name__ = run.__qualname__ = f"check_{code}"
     check(code)(run)
@@ -1478,10 +1495,10 @@ _per_plan("PQ101", detect_pq101, "large_rows")
 _per_plan("PQ103", detect_pq103, "large_rows")
 _per_plan("PQ104", detect_pq104, "large_rows")
 _per_plan("PQ105", detect_pq105, "large_rows", "read_write_ratio")
-_per_plan("PQ106", detect_pq106, "large_rows")
-_per_plan("PQ107", detect_pq107, "large_rows")
+_per_plan("PQ106", detect_pq106, "large_rows", pgss=pgss_pq106)
+_per_plan("PQ107", detect_pq107, "large_rows", pgss=pgss_pq107)
 _per_plan("PQ108", detect_pq108, "large_rows")
 _per_plan("PQ110", detect_pq110, "large_rows", "returned_share")
-_per_plan("PQ111", detect_pq111, "large_rows")
-_per_plan("PQ112", detect_pq112, "large_rows")
+_per_plan("PQ111", detect_pq111, "large_rows", pgss=pgss_pq111)
+_per_plan("PQ112", detect_pq112, "large_rows", pgss=pgss_pq112)
 _per_plan("PQ116", detect_pq116, "large_rows", "returned_share", "read_write_ratio")

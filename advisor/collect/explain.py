@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError
+from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError, is_advisor_text, mark
 
 if TYPE_CHECKING:
     from advisor.snapshot import Snapshot, StatementStat
@@ -67,7 +67,11 @@ class Statement:
 
     kind: str  # pglast node name, e.g. "SelectStmt"
     writes: str | None  # why it can write (None: it cannot, as far as the parser sees)
-    has_params: bool  # $1 placeholders (pg_stat_statements texts)
+    params: int  # the highest $n placeholder (pg_stat_statements texts), 0 without
+
+    @property
+    def has_params(self) -> bool:
+        return self.params > 0
 
     @property
     def label(self) -> str:
@@ -121,10 +125,10 @@ def classify(sql: str) -> Statement:
             "INSERT, UPDATE, DELETE, MERGE, VALUES or TABLE statement."
         )
     writes: str | None = None
-    has_params = False
+    params = 0
     for key, value in _walk(body):
         if key == "ParamRef":
-            has_params = True
+            params = max(params, int(value.get("number") or 0))
         elif writes is None:
             if key in _DML:
                 writes = f"it contains a data-modifying {_EXPLAINABLE[key]} (in a WITH clause)"
@@ -138,7 +142,7 @@ def classify(sql: str) -> Statement:
         writes = "CREATE TABLE AS creates a table"
     elif kind in ("DeclareCursorStmt", "ExecuteStmt"):
         writes = f"what a {_EXPLAINABLE[kind]} runs cannot be checked"
-    return Statement(kind=kind, writes=writes, has_params=has_params)
+    return Statement(kind=kind, writes=writes, params=params)
 
 
 def explain_options(*, analyze: bool = False, generic: bool = False) -> str:
@@ -211,20 +215,19 @@ def explain_live(
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
     try:
-        generic = False
-        if stmt.has_params:
-            version = conn.info.server_version
-            if analyze or version < 160000:
-                why = "--analyze needs values" if analyze else "this server is older than 16"
-                raise ExplainRefused(
-                    f"the statement has $n placeholders and {why}; put values in instead."
-                )
-            generic = True  # EXPLAIN (GENERIC_PLAN), 16+
+        if stmt.has_params and analyze:
+            raise ExplainRefused(
+                "the statement has $n placeholders and --analyze needs values; put values in "
+                "instead."
+            )
         with conn.cursor() as cur:
             if analyze and stmt.writes:
                 # Only now, only for this transaction, and only with allow_writes.
-                cur.execute("SET TRANSACTION READ WRITE")
-            docs = run_explain(cur, sql, analyze=analyze, generic=generic)
+                cur.execute(mark("SET TRANSACTION READ WRITE"))
+            if stmt.has_params:
+                docs = run_generic(cur, sql, stmt.params, conn.info.server_version)
+            else:
+                docs = run_explain(cur, sql, analyze=analyze)
         conn.rollback()
         return docs
     except KeyboardInterrupt:
@@ -249,8 +252,32 @@ def run_explain(cur: Any, sql: str, *, analyze: bool = False, generic: bool = Fa
 
     options = explain_options(analyze=analyze, generic=generic)
     # The user's text is sent as is: it is the statement to explain, checked by classify().
-    cur.execute(pgsql.SQL("EXPLAIN ({}) {}").format(pgsql.SQL(options), pgsql.SQL(sql)))
+    cur.execute(pgsql.SQL(mark("EXPLAIN ({}) {}")).format(pgsql.SQL(options), pgsql.SQL(sql)))
     return _documents(cur.fetchall())
+
+
+def run_generic(cur: Any, sql: str, params: int, server_version: int, name: str = "") -> list[Any]:
+    """The generic plan of a text with $1..$`params` placeholders, executing nothing:
+    EXPLAIN (GENERIC_PLAN) on 16+; before 16, PREPARE it with parameter types left to the
+    server, and EXPLAIN EXECUTE it with NULLs under plan_cache_mode = force_generic_plan (a
+    generic plan does not look at the values). The caller owns the (read-only) transaction;
+    SET LOCAL ends with it, the prepared statement is deallocated here."""
+    if server_version >= 160000:
+        return run_explain(cur, sql, generic=True)
+    from psycopg import sql as pgsql
+
+    stmt_name = pgsql.Identifier(name or "advisor_generic")
+    cur.execute(mark("SET LOCAL plan_cache_mode = force_generic_plan"))
+    cur.execute(pgsql.SQL(mark("PREPARE {} AS {}")).format(stmt_name, pgsql.SQL(sql)))
+    nulls = pgsql.SQL(", ").join([pgsql.SQL("NULL")] * params)
+    cur.execute(
+        pgsql.SQL(mark("EXPLAIN ({}) EXECUTE {}({})")).format(
+            pgsql.SQL(explain_options()), stmt_name, nulls
+        )
+    )
+    docs = _documents(cur.fetchall())
+    cur.execute(pgsql.SQL(mark("DEALLOCATE {}")).format(stmt_name))
+    return docs
 
 
 def _cancel(conn: Any) -> None:
@@ -266,11 +293,13 @@ def explain_top(
     n: int,
     *,
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+    progress: Callable[[str], None] | None = None,
 ) -> None:
     """EXPLAIN (never ANALYZE) the `n` pg_stat_statements statements of the snapshot's database
     with the largest total_exec_time (SELECT/INSERT/UPDATE/DELETE/MERGE only: EXPLAIN without
-    ANALYZE executes nothing). Texts with $n placeholders get GENERIC_PLAN on 16+ and are
-    skipped on 15 and older. Documents go to `snap.plans`, reasons to `snap.skipped`."""
+    ANALYZE executes nothing; the advisor's own statements are not among them). Texts with $n
+    placeholders get their generic plan (`run_generic`). Documents go to `snap.plans`, reasons
+    to `snap.skipped`; `progress` hears "explain k/N"."""
     import psycopg
 
     from advisor.collect.connect import connect
@@ -282,7 +311,11 @@ def explain_top(
     candidates = [
         s
         for s in snap.statements
-        if s.query and not s.hidden and not s.text_redacted and s.database == snap.target.database
+        if s.query
+        and not s.hidden
+        and not s.text_redacted
+        and s.database == snap.target.database
+        and not is_advisor_text(s.query)  # an older snapshot may still list them
     ]
     for stat in sorted(candidates, key=lambda s: s.total_exec_time, reverse=True):
         key = stat.queryid if stat.queryid is not None else str(stat.query)
@@ -308,26 +341,25 @@ def explain_top(
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
     try:
-        for stat, stmt in picked:
+        for i, (stat, stmt) in enumerate(picked, 1):
             what = f"EXPLAIN of statement {stat.queryid}"
-            if stmt.has_params and version < 160000:
-                snap.skip(
-                    what,
-                    "the text has $n placeholders and EXPLAIN (GENERIC_PLAN) needs PostgreSQL "
-                    "16+; on older servers PREPARE it with parameter types and EXPLAIN EXECUTE "
-                    "it under plan_cache_mode = force_generic_plan",
-                )
-                continue
+            if progress is not None:
+                progress(f"explain {i}/{len(picked)}")
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SAVEPOINT advisor_explain")
-                    docs = run_explain(cur, str(stat.query), generic=stmt.has_params)
-                    cur.execute("RELEASE SAVEPOINT advisor_explain")
+                    cur.execute(mark("SAVEPOINT advisor_explain"))
+                    if stmt.has_params:
+                        docs = run_generic(
+                            cur, str(stat.query), stmt.params, version, f"advisor_generic_{i}"
+                        )
+                    else:
+                        docs = run_explain(cur, str(stat.query))
+                    cur.execute(mark("RELEASE SAVEPOINT advisor_explain"))
             except psycopg.Error as exc:
                 err = server_error(exc, dsn, statement_timeout_ms)
                 if conn.broken or conn.closed:
                     raise err from None
-                conn.execute("ROLLBACK TO SAVEPOINT advisor_explain")
+                conn.execute(mark("ROLLBACK TO SAVEPOINT advisor_explain"))
                 snap.skip(what, str(err).rstrip("."))
                 continue
             for doc in docs:

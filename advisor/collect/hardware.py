@@ -359,6 +359,34 @@ def probe(
     return Probe(hw, details)
 
 
+def storage_of(path: str, sys_root: Path = Path("/sys")) -> tuple[str, str] | None:
+    """('ssd' | 'rotational', how it was seen) for the block device holding `path`, from
+    /sys/dev/block/MAJ:MIN (or its parent disk, for a partition) queue/rotational; None for
+    virtual file systems (overlay, tmpfs, NFS: no block device to ask) or when unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    found = rotational(os.major(st.st_dev), os.minor(st.st_dev), sys_root)
+    return (found[0], f"{found[1]} for {path}") if found is not None else None
+
+
+def rotational(major: int, minor: int, sys_root: Path = Path("/sys")) -> tuple[str, str] | None:
+    """('ssd' | 'rotational', which sysfs file said so) for block device MAJ:MIN."""
+    if major == 0:
+        return None
+    try:
+        dev = (sys_root / "dev" / "block" / f"{major}:{minor}").resolve(strict=True)
+    except OSError:
+        return None
+    for d in (dev, dev.parent):
+        flag = _read(d / "queue" / "rotational")
+        if flag is not None and flag.strip() in ("0", "1"):
+            kind = "ssd" if flag.strip() == "0" else "rotational"
+            return kind, f"{d.name}/queue/rotational = {flag.strip()}"
+    return None
+
+
 def detect(
     *,
     local: bool,

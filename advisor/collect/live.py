@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from psycopg import errors, sql
 from psycopg.rows import DictRow
 
 from advisor import __version__
-from advisor.collect import CollectError, queries
+from advisor.collect import CollectError, mark, queries
 from advisor.collect.connect import (
     connect,
     describe_error,
@@ -30,7 +30,7 @@ from advisor.collect.connect import (
     scrub,
     session_settings,
 )
-from advisor.collect.hardware import probe
+from advisor.collect.hardware import probe, storage_of
 from advisor.collect.secrets import scrub_text, setting_value, statement_text
 from advisor.snapshot import (
     ActivitySample,
@@ -129,10 +129,10 @@ class _Reader:
         conn = self.conn
         try:
             with conn.cursor() as cur:
-                cur.execute("SAVEPOINT advisor_step")
+                cur.execute(mark("SAVEPOINT advisor_step"))
                 cur.execute(query, params)
                 rows = cur.fetchall()
-                cur.execute("RELEASE SAVEPOINT advisor_step")
+                cur.execute(mark("RELEASE SAVEPOINT advisor_step"))
             return list(rows)
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
@@ -148,7 +148,7 @@ class _Reader:
                         f"cannot read {what} from {redact_dsn(self.dsn)}: {self.reason(exc)}"
                     )
                 ) from None
-            conn.execute("ROLLBACK TO SAVEPOINT advisor_step")
+            conn.execute(mark("ROLLBACK TO SAVEPOINT advisor_step"))
             self.skipped.append((what, self.reason(exc)))
             return None
 
@@ -162,16 +162,18 @@ def collect_live(
     statement_timeout_ms: int,
     lock_timeout_ms: int,
     statements_limit: int,
+    progress: Callable[[str], None],
 ) -> Snapshot:
+    progress("connecting")
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms)
     skipped: list[tuple[str, str]] = []
     try:
         reader = _Reader(conn, skipped, dsn, statement_timeout_ms, lock_timeout_ms)
         snap, backend_pid = _read_all(
-            reader, statement_timeout_ms, lock_timeout_ms, statements_limit
+            reader, statement_timeout_ms, lock_timeout_ms, statements_limit, progress
         )
         conn.rollback()
-        _sample(reader, snap, sample_seconds)
+        _sample(reader, snap, sample_seconds, progress)
         snap.hardware = _hardware(snap, backend_pid, cores, memory)
     except CollectError:
         raise
@@ -192,7 +194,11 @@ def collect_live(
 
 
 def _read_all(
-    r: _Reader, statement_timeout_ms: int, lock_timeout_ms: int, statements_limit: int
+    r: _Reader,
+    statement_timeout_ms: int,
+    lock_timeout_ms: int,
+    statements_limit: int,
+    progress: Callable[[str], None],
 ) -> tuple[Snapshot, int]:
     """Everything but the later activity samples, inside the open transaction; returns the
     snapshot and the advisor backend's pid (to find the server's cgroup)."""
@@ -233,6 +239,7 @@ def _read_all(
             )
         )
 
+    progress("settings")
     settings = r.rows("pg_settings", queries.load("settings", version), required=True) or []
     for row in settings:
         name = row.pop("name")
@@ -253,6 +260,7 @@ def _read_all(
     got = r.rows("function settings", queries.load("function_settings", version))
     snap.function_settings = [FunctionSetting.model_validate(_safe_value(x)) for x in got or []]
 
+    progress("activity")
     got = r.rows("pg_stat_activity", queries.load("activity", version))
     if got is not None:
         snap.activity = [Backend.model_validate(x) for x in got]
@@ -286,7 +294,9 @@ def _read_all(
             )
         )
 
+    progress("statements")
     _statements(r, snap, version, statements_limit)
+    progress("catalog")
     _catalog(r, snap, version)
     return snap, int(server["backend_pid"])
 
@@ -417,7 +427,7 @@ def _catalog(r: _Reader, snap: Snapshot, version: int) -> None:
     snap.catalog = rels is not None and funcs is not None
 
 
-def _sample(r: _Reader, snap: Snapshot, seconds: float) -> None:
+def _sample(r: _Reader, snap: Snapshot, seconds: float, progress: Callable[[str], None]) -> None:
     """Further activity samples every 0.5 s, each in a short transaction of its own."""
     if seconds <= 0 or not snap.activity_samples:
         return
@@ -425,6 +435,7 @@ def _sample(r: _Reader, snap: Snapshot, seconds: float) -> None:
     start = time.monotonic()
     n = 1
     while n * SAMPLE_INTERVAL_S <= seconds + 1e-9:
+        progress(f"activity sample {n * SAMPLE_INTERVAL_S:g}/{seconds:g} s")
         delay = start + n * SAMPLE_INTERVAL_S - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -447,6 +458,11 @@ def _hardware(
         host=snap.target.host,
     )
     hw = found.hardware
+    data_dir = snap.setting("data_directory")
+    if snap.target.local and data_dir:  # same machine: its block device can be asked
+        storage = storage_of(data_dir)
+        if storage is not None:
+            found.details["storage"] = f"{storage[0]}: {storage[1]}"
     return HardwareFact(
         cores=hw.cores,
         cores_source=hw.cores_source,

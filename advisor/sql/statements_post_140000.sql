@@ -30,5 +30,7 @@ SELECT s.queryid,
        NULL::timestamptz AS stats_since
 FROM {pgss} s
 LEFT JOIN pg_database d ON d.oid = s.dbid
+-- not the advisor's own statements (advisor.collect.ADVISOR_MARKER)
+WHERE strpos(left(coalesce(s.query, ''), 300), '/* pg-parallel-advisor */') = 0
 ORDER BY s.total_exec_time DESC
 LIMIT %(limit)s
