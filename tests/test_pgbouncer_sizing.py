@@ -55,3 +55,10 @@ def test_calm_pool_gets_no_bigger() -> None:
     recs = _recs("pgbouncer_clean_pg18.json")
     for r in recs.get("pool_size", []) + recs.get("default_pool_size", []):
         assert int(r.recommended) <= int(r.current)  # type: ignore[attr-defined]
+
+
+def test_cn002_leaves_the_budget_to_the_pooler_rules_when_pooler_facts_are_given() -> None:
+    facts = facts_from_snapshot(Snapshot.load(SNAPSHOTS / "pgbouncer_busy_pg18.json"))
+    assert "CN002" not in {f.rule for f in analyse(facts).findings}
+    facts.pgbouncer = None  # the same server without the PgBouncer facts: CN002 speaks
+    assert "CN002" in {f.rule for f in analyse(facts).findings}

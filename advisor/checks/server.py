@@ -413,6 +413,11 @@ def slots_near_exhaustion(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 
 def _pooler_seen(facts: Facts) -> str:
+    # Pooler facts given (--pgbouncer-*/--pgpool-*): PB03/PP01 judge the budget behind it.
+    if facts.pgbouncer is not None:
+        return "pgbouncer"
+    if facts.pgpool is not None:
+        return "pgpool"
     snap = facts.snapshot
     if snap is None:
         return ""
