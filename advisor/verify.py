@@ -238,15 +238,19 @@ def check_select(sql: str) -> Any:
     """The pglast classification of `sql` when it is one plain SELECT; VerifyRefused else."""
     from advisor.collect.explain import ExplainRefused, classify
 
+    only = "advisor verify runs only plain SELECT statements"
     try:
         stmt = classify(sql)
     except ExplainRefused as exc:
-        raise VerifyRefused(str(exc)) from None
-    if stmt.kind != "SelectStmt" or stmt.writes:
-        why = f" and {stmt.writes}" if stmt.writes else ""
-        raise VerifyRefused(
-            f"advisor verify runs only plain SELECT statements; this is a {stmt.label}{why}."
-        )
+        text = str(exc)
+        if text.startswith("EXPLAIN cannot take a "):  # a utility statement
+            text = f"{only}; this is a {text.split()[4]} statement."
+        raise VerifyRefused(text) from None
+    if stmt.kind != "SelectStmt":
+        article = "an" if stmt.label[0] in "AEIOU" else "a"
+        raise VerifyRefused(f"{only}; this is {article} {stmt.label} statement.")
+    if stmt.writes:
+        raise VerifyRefused(f"{only}; {stmt.writes}.")
     return stmt
 
 
