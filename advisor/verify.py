@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError
 
 if TYPE_CHECKING:
+    from advisor.collect.explain import Statement
     from advisor.plan import Plan
     from advisor.report import Report
     from advisor.snapshot import Snapshot
@@ -234,7 +235,7 @@ def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
     return out
 
 
-def check_select(sql: str) -> Any:
+def check_select(sql: str) -> Statement:
     """The pglast classification of `sql` when it is one plain SELECT; VerifyRefused else."""
     from advisor.collect.explain import ExplainRefused, classify
 
@@ -336,22 +337,26 @@ class _Runner:
                     self.conn.rollback()
 
 
+PLAN_RUN = "ANALYZE, BUFFERS, FORMAT JSON"
+
+
 def _measure(
-    runner: _Runner, current: dict[str, str], advised: dict[str, str], repeat: int, generic: bool
+    runner: _Runner,
+    current: tuple[Plan, Side],
+    advised: dict[str, str],
+    repeat: int,
+    generic: bool,
 ) -> tuple[Side, Side, Plan, Plan]:
+    """`current` is the current side's plan run (made first: it says whether the statement
+    spills); here the advised side's plan run, then the timed runs of both."""
+    cur_plan, cur = current
+    opts = "FORMAT JSON, GENERIC_PLAN" if generic else PLAN_RUN
+    rec_plan, rec = _side(runner.explain(advised, opts))
     if generic:
-        opts = "FORMAT JSON, GENERIC_PLAN"
-        (cur_plan, cur), (rec_plan, rec) = (
-            _side(runner.explain(current, opts)),
-            _side(runner.explain(advised, opts)),
-        )
         return cur, rec, cur_plan, rec_plan
-    # The warm-up runs are the plan runs: buffers, workers launched and spills of each side.
-    cur_plan, cur = _side(runner.explain(current, "ANALYZE, BUFFERS, FORMAT JSON"))
-    rec_plan, rec = _side(runner.explain(advised, "ANALYZE, BUFFERS, FORMAT JSON"))
     timed = "ANALYZE, TIMING OFF, FORMAT JSON"
     for i in range(repeat):
-        order = ((cur, current), (rec, advised)) if i % 2 == 0 else ((rec, advised), (cur, current))
+        order = ((cur, {}), (rec, advised)) if i % 2 == 0 else ((rec, advised), (cur, {}))
         for side, settings in order:
             t = runner.explain(settings, timed).get("Execution Time")
             if isinstance(t, int | float):
@@ -454,9 +459,12 @@ def verify(
             try:
                 runner = _Runner(conn, sql, params if stmt.has_params else None)
                 mine = dict(advised)
-                if not generic:  # does the statement spill under the current settings?
-                    plan, _ = _side(runner.explain({}, "ANALYZE, FORMAT JSON"))
-                    spill = spill_work_mem(plan, budget)
+                # The current side's plan run (its warm-up), also: does it spill?
+                current = _side(
+                    runner.explain({}, "FORMAT JSON, GENERIC_PLAN" if generic else PLAN_RUN)
+                )
+                if not generic:
+                    spill = spill_work_mem(current[0], budget)
                     if spill is not None:
                         cur_wm = conn.execute("SELECT current_setting('work_mem') AS v").fetchone()
                         conn.rollback()
@@ -466,7 +474,9 @@ def verify(
                 if mine == {}:
                     res.mode, res.reason = "skipped", "no session-settable advice to try"
                     continue
-                cur_side, rec_side, cur_plan, rec_plan = _measure(runner, {}, mine, repeat, generic)
+                cur_side, rec_side, cur_plan, rec_plan = _measure(
+                    runner, current, mine, repeat, generic
+                )
             except psycopg.Error as exc:
                 err = server_error(exc, dsn, statement_timeout_ms)
                 if queries or conn.broken or conn.closed:

@@ -208,6 +208,23 @@ def label(settings: dict[str, str]) -> str:
     return ", ".join(f"{short.get(k, k)}={v}" for k, v in sorted(settings.items()))
 
 
+def chart(summary: dict[str, dict[str, Any]], width: int = 50) -> str:
+    """An ASCII bar chart of the median totals, min-max as a whisker: `###### |--|`."""
+    top = max(s["max_s"] for s in summary.values())
+    lines = []
+    for name, s in summary.items():
+        bar = round(s["median_s"] / top * width)
+        lo, hi = round(s["min_s"] / top * width), round(s["max_s"] / top * width)
+        row = [" "] * (width + 1)
+        for i in range(lo, hi + 1):
+            row[i] = "-"
+        row[lo], row[hi] = "|", "|"
+        for i in range(bar):
+            row[i] = "#"
+        lines.append(f"{name:<14} {''.join(row)} {s['median_s']:6.2f} s")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -286,6 +303,7 @@ def main() -> None:
             f"| {name} | {label(s['settings']) or 'as configured'} | {s['median_s']:.2f} s | "
             f"{s['min_s']:.2f}-{s['max_s']:.2f} s | {s['median_s'] / d:.2f}x |"
         )
+    print("\n" + chart(summary))
     c = summary["(c) advisor"]["median_s"]
     a, b = summary["(a) server"]["median_s"], summary["(b) PGTune"]["median_s"]
     print(f"\n(c)/(d) = {c / d:.3f} (target <= 1.10); (c)/(a) = {c / a:.3f}; (c)/(b) = {c / b:.3f}")
