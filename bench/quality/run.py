@@ -225,6 +225,27 @@ def chart(summary: dict[str, dict[str, Any]], width: int = 50) -> str:
     return "\n".join(lines)
 
 
+def show(summary: dict[str, dict[str, Any]], title: str) -> str:
+    """Print the results table and chart; returns the name of the best grid arm."""
+    names = list(summary)
+    best_d = min((n for n in names if n.startswith("(d)")), key=lambda n: summary[n]["median_s"])
+    d = summary[best_d]["median_s"]
+    print(f"\n{title}; best grid point {best_d}\n")
+    print("| arm | settings | median | min-max | vs (d) |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        s = summary[name]
+        print(
+            f"| {name} | {label(s['settings']) or 'as configured'} | {s['median_s']:.2f} s | "
+            f"{s['min_s']:.2f}-{s['max_s']:.2f} s | {s['median_s'] / d:.2f}x |"
+        )
+    print("\n" + chart(summary))
+    c = summary["(c) advisor"]["median_s"]
+    a, b = summary["(a) server"]["median_s"], summary["(b) PGTune"]["median_s"]
+    print(f"\n(c)/(d) = {c / d:.3f} (target <= 1.10); (c)/(a) = {c / a:.3f}; (c)/(b) = {c / b:.3f}")
+    return best_d
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -234,7 +255,12 @@ def main() -> None:
     ap.add_argument("--screen-passes", type=int, default=2, help="passes per grid point (best)")
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="parallel-off")
     ap.add_argument("--json", metavar="OUT", help="write all numbers as JSON")
+    ap.add_argument("--show", metavar="JSON", help="only print the table of a saved --json run")
     args = ap.parse_args()
+    if args.show:
+        saved = json.loads(Path(args.show).read_text(encoding="utf-8"))
+        show(saved["summary"], f"variant {saved['variant']}, {saved['rows']:,} rows")
+        return
 
     mistuned = VARIANTS[args.variant]
     with PgServer(
@@ -289,24 +315,7 @@ def main() -> None:
         }
         for name in names
     }
-    best_d = min((n for n in names if n.startswith("(d)")), key=lambda n: summary[n]["median_s"])
-    d = summary[best_d]["median_s"]
-    print(
-        f"\nvariant {args.variant}, {args.rows:,} rows, {args.rounds} rounds; best grid point "
-        f"{best_d}\n"
-    )
-    print("| arm | settings | median | min-max | vs (d) |")
-    print("|---|---|---|---|---|")
-    for name in names:
-        s = summary[name]
-        print(
-            f"| {name} | {label(s['settings']) or 'as configured'} | {s['median_s']:.2f} s | "
-            f"{s['min_s']:.2f}-{s['max_s']:.2f} s | {s['median_s'] / d:.2f}x |"
-        )
-    print("\n" + chart(summary))
-    c = summary["(c) advisor"]["median_s"]
-    a, b = summary["(a) server"]["median_s"], summary["(b) PGTune"]["median_s"]
-    print(f"\n(c)/(d) = {c / d:.3f} (target <= 1.10); (c)/(a) = {c / a:.3f}; (c)/(b) = {c / b:.3f}")
+    best_d = show(summary, f"variant {args.variant}, {args.rows:,} rows, {args.rounds} rounds")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
