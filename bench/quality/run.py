@@ -231,13 +231,18 @@ def show(summary: dict[str, dict[str, Any]], title: str) -> str:
     best_d = min((n for n in names if n.startswith("(d)")), key=lambda n: summary[n]["median_s"])
     d = summary[best_d]["median_s"]
     print(f"\n{title}; best grid point {best_d}\n")
-    print("| arm | settings | median | min-max | vs (d) |")
-    print("|---|---|---|---|---|")
+    print("| arm | settings | median | min-max | vs (d) | (c)/arm, paired by round |")
+    print("|---|---|---|---|---|---|")
+    mine = summary["(c) advisor"].get("runs_s")
     for name in names:
         s = summary[name]
+        paired = "-"
+        if mine and s.get("runs_s"):  # same round = same machine load: the steadier comparison
+            ratios = [c / x for c, x in zip(mine, s["runs_s"], strict=True)]
+            paired = f"{statistics.median(ratios):.2f}"
         print(
             f"| {name} | {label(s['settings']) or 'as configured'} | {s['median_s']:.2f} s | "
-            f"{s['min_s']:.2f}-{s['max_s']:.2f} s | {s['median_s'] / d:.2f}x |"
+            f"{s['min_s']:.2f}-{s['max_s']:.2f} s | {s['median_s'] / d:.2f}x | {paired} |"
         )
     print("\n" + chart(summary))
     c = summary["(c) advisor"]["median_s"]
@@ -310,6 +315,7 @@ def main() -> None:
     summary = {
         name: {
             "settings": arms[name],
+            "runs_s": [x["total"] for x in runs[name]],
             "median_s": statistics.median(x["total"] for x in runs[name]),
             "min_s": min(x["total"] for x in runs[name]),
             "max_s": max(x["total"] for x in runs[name]),
