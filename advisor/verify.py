@@ -208,7 +208,8 @@ def spill_work_mem(plan: Plan, budget: Trial | None) -> Trial | None:
 
 
 def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
-    """The `top` SELECT texts of the snapshot's database with the largest total_exec_time."""
+    """The `top` SELECT texts of the snapshot's database with the largest total_exec_time
+    that read at least one user table."""
     from advisor.collect.explain import ExplainRefused, classify
 
     seen: set[int | str] = set()
@@ -226,7 +227,7 @@ def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
             stmt = classify(str(s.query))
         except ExplainRefused:
             continue
-        if stmt.kind != "SelectStmt" or stmt.writes:
+        if stmt.kind != "SelectStmt" or stmt.writes or not reads_user_tables(str(s.query)):
             continue
         seen.add(key)
         out.append((str(s.query), s.queryid))
@@ -255,17 +256,30 @@ def check_select(sql: str) -> Statement:
     return stmt
 
 
-def param_count(sql: str) -> int:
-    """The highest $n of `sql` (0 without placeholders)."""
+def _nodes(sql: str, kind: str) -> list[dict[str, Any]]:
+    """Every `kind` node (pglast name, e.g. "ParamRef") of the parse tree of `sql`."""
     from pglast import parser
 
     from advisor.collect.explain import _walk
 
     tree = json.loads(parser.parse_sql_json(sql))
-    numbers = [
-        int(v.get("number", 0)) for k, v in _walk(tree) if k == "ParamRef" and isinstance(v, dict)
-    ]
-    return max(numbers, default=0)
+    return [v for k, v in _walk(tree) if k == kind and isinstance(v, dict)]
+
+
+def param_count(sql: str) -> int:
+    """The highest $n of `sql` (0 without placeholders)."""
+    return max((int(v.get("number", 0)) for v in _nodes(sql, "ParamRef")), default=0)
+
+
+def reads_user_tables(sql: str) -> bool:
+    """False for statements that read only catalogs and system views (pg_*, information_schema)
+    or no table at all: the advisor's own collector queries and monitoring, which are in
+    pg_stat_statements too and have nothing to gain from parallel query."""
+    for rv in _nodes(sql, "RangeVar"):
+        schema, name = rv.get("schemaname"), str(rv.get("relname", ""))
+        if schema not in ("pg_catalog", "information_schema") and not name.startswith("pg_"):
+            return True
+    return False
 
 
 # -- running ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from advisor.verify import (
     check_select,
     param_count,
     plan_changes,
+    reads_user_tables,
     spill_work_mem,
     to_json,
     to_markdown,
@@ -41,6 +42,13 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_plans"
 def test_only_plain_selects(sql: str, words: str) -> None:
     with pytest.raises(VerifyRefused, match=words):
         check_select(sql)
+
+
+def test_catalog_only_statements_are_not_picked() -> None:
+    assert reads_user_tables("SELECT * FROM orders o JOIN pg_class c ON true")
+    assert not reads_user_tables("SELECT name FROM pg_settings JOIN pg_catalog.pg_am ON true")
+    assert not reads_user_tables("SELECT * FROM information_schema.tables")
+    assert not reads_user_tables("SELECT current_setting($1)")
 
 
 def test_param_count() -> None:
