@@ -326,10 +326,8 @@ class _Runner:
             self.body = pgsql.SQL("EXECUTE {}({})").format(
                 pgsql.Identifier(PREPARED), pgsql.SQL(", ").join(pgsql.Literal(p) for p in params)
             )
-        else:
-            self.body = pgsql.Composed(
-                [pgsql.SQL(sql)]
-            )  # checked by check_select: one plain SELECT
+        else:  # the user's text as is: check_select made sure it is one plain SELECT
+            self.body = pgsql.Composed([pgsql.SQL(sql)])
 
     def explain(self, settings: dict[str, str], options: str) -> dict[str, Any]:
         from psycopg import sql as pgsql
