@@ -257,7 +257,7 @@ def main() -> None:
     ap.add_argument("--oltp", type=int, default=2000, help="OLTP lookups per pass")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the final arms")
     ap.add_argument("--finalists", type=int, default=4, help="grid points re-measured")
-    ap.add_argument("--screen-passes", type=int, default=2, help="passes per grid point (best)")
+    ap.add_argument("--screen-passes", type=int, default=1, help="passes per grid point (best)")
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="parallel-off")
     ap.add_argument("--seed", type=int, default=1, help="order of the grid screening")
     ap.add_argument("--json", metavar="OUT", help="write all numbers as JSON")
