@@ -226,6 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-tui", action="store_true", help="print the report instead of the TUI")
     _add_output_options(demo)
 
+    ver = sub.add_parser(
+        "verify",
+        help="measure the advice: run SELECTs under the current and the advised session settings",
+        description="Run each SELECT under the current settings and under the advisor's "
+        "session-settable advice (SET LOCAL in a read-only transaction that is always rolled "
+        "back) and report medians, spread, the plan change and the ratio.",
+    )
+    ver.add_argument("--dsn", help="libpq connection string or URI (default: the environment)")
+    what = ver.add_mutually_exclusive_group(required=True)
+    what.add_argument("--query", metavar="SQL", help="one SELECT statement to measure")
+    what.add_argument(
+        "--top", type=int, metavar="N", help="the N pg_stat_statements SELECTs with most total time"
+    )
+    ver.add_argument("--repeat", type=int, default=5, metavar="K", help="timed runs per side")
+    ver.add_argument(
+        "--param",
+        action="append",
+        metavar="VALUE",
+        help="a value for $1, $2, ... of --query (repeat in order)",
+    )
+    _add_statement_timeout(ver)
+    vfmt = ver.add_mutually_exclusive_group()
+    vfmt.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    vfmt.add_argument("--json", dest="format", action="store_const", const="json")
+
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("code", nargs="?", help="a rule code such as PQ201")
     rules.add_argument("--json", action="store_true", help="machine-readable output")
@@ -551,6 +576,31 @@ def _emit(report: object, fmt: str, out: IO[str]) -> None:
         render.to_text(report, out)
 
 
+def _cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
+    from advisor.collect import CollectError
+    from advisor.verify import VerifyRefused, verify, write
+
+    if args.repeat < 1 or (args.top is not None and args.top < 1):
+        raise UsageError("--repeat and --top must be at least 1")
+    if args.statement_timeout <= 0:
+        raise UsageError("--statement-timeout must be a positive number of milliseconds")
+    try:
+        result = verify(
+            args.dsn,
+            queries=[args.query] if args.query is not None else [],
+            top=args.top or 0,
+            params=args.param,
+            repeat=args.repeat,
+            statement_timeout_ms=args.statement_timeout,
+        )
+    except VerifyRefused as exc:
+        raise UsageError(str(exc)) from None
+    except CollectError as exc:
+        raise ConnectFailed(str(exc)) from None
+    write(result, args.format, out)
+    return EXIT_OK
+
+
 def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
     import json
 
@@ -594,6 +644,8 @@ def run(
         from advisor import demo
 
         return demo.run(args, out)
+    if args.command == "verify":
+        return _cmd_verify(args, out)
     parser.print_help(out)
     return EXIT_OK
 

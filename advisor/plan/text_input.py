@@ -882,8 +882,8 @@ class _Builder:
                 doc["Execution Time" if label == "Total runtime" else label] = float(n.group(0))
         elif label == "Settings":
             doc["Settings"] = _settings(value)
-        elif label == "Query Identifier" and _NUMBER.fullmatch(value):
-            doc["Query Identifier"] = int(value)
+        elif label == "Query Identifier" and re.fullmatch(r"-?\d+", value):
+            doc["Query Identifier"] = int(value)  # a 64-bit integer; "1.5" is damage
         elif label in ("Planning", "Serialization"):
             block: Node = doc.setdefault(label, {})
             if label == "Serialization":
