@@ -246,6 +246,13 @@ class AdvisorApp(App[int]):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # Keys act on the tab just shown: focus its table, tree or text area.
+        for widget in event.pane.query("DataTable, Tree, TextArea"):
+            widget.focus()
+            break
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 

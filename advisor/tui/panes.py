@@ -457,15 +457,24 @@ def node_detail(plan: Plan, node: PlanNode | None, findings: list[Finding]) -> T
 TOP_STATEMENTS = 25
 
 
-def statement_findings(queryid: int | None, findings: list[Finding]) -> list[Finding]:
-    if queryid is None:
-        return []
-    at = f"statement {queryid}"
-    return [
-        f
-        for f in findings
-        if f.evidence.get("queryid") == queryid or f.where == at or f.where.startswith(at + " ")
-    ]
+def statement_findings(stat: Any, findings: list[Finding]) -> list[Finding]:
+    """Findings about this pg_stat_statements row: by queryid, by its captured plans
+    ("statement <queryid> plan 1 › ..."), and function findings for functions it calls."""
+    at = f"statement {stat.queryid}"
+    query = stat.query or ""
+    out = []
+    for f in findings:
+        if stat.queryid is not None and (
+            f.evidence.get("queryid") == stat.queryid
+            or f.where == at
+            or f.where.startswith(at + " ")
+        ):
+            out.append(f)
+        elif f.where.startswith("function ") and query:
+            name = f.where.removeprefix("function ").split("(")[0].rsplit(".", 1)[-1]
+            if re.search(rf"\b{re.escape(name)}\s*\(", query, re.IGNORECASE):
+                out.append(f)
+    return out
 
 
 class StatementsPane(Vertical):
@@ -503,7 +512,7 @@ class StatementsPane(Vertical):
         table.clear()
         for i, s in enumerate(self.rows):
             hazards = Text()
-            for f in statement_findings(s.queryid, self.findings):
+            for f in statement_findings(s, self.findings):
                 hazards.append(f"{f.rule} ", style=SEVERITY_STYLE[f.severity])
             workers = (
                 "—"
@@ -540,7 +549,7 @@ class StatementsPane(Vertical):
         text = Text()
         text.append(f"queryid {s.queryid}  role {s.role}  database {s.database}\n", style="dim")
         text.append((s.query or "(text hidden)") + "\n\n")
-        found = statement_findings(s.queryid, self.findings)
+        found = statement_findings(s, self.findings)
         if not found:
             text.append("No parallel or pooling hazard found for this statement.", style="dim")
         for f in found:
@@ -559,7 +568,8 @@ class StatementsPane(Vertical):
 
 
 def is_pooling_finding(f: Finding) -> bool:
-    return f.rule.startswith(("PB", "PP"))
+    """Connection findings (CN: a pooler is often the fix) and the poolers' own (PB, PP)."""
+    return f.rule.startswith(("CN", "PB", "PP"))
 
 
 def _plain(value: Any) -> Any:
@@ -594,7 +604,9 @@ class PoolingPane(Vertical):
         with VerticalScroll(id="pool-top"):
             yield Static(NO_REPORT, id="pool-facts", classes="box")
             yield Static("", id="pool-recs", classes="box")
-        yield FindingsView(id="pool-findings", empty="No pooler findings (PB*, PP*).")
+        yield FindingsView(
+            id="pool-findings", empty="No connection or pooler findings (CN*, PB*, PP*)."
+        )
 
     def show(self, loaded: Loaded) -> None:
         facts = pooler_facts(loaded.snapshot)
