@@ -52,7 +52,7 @@ TABS = (
 )
 
 HELP = """\
-# pg-parallel-advisor
+# pg-parallel-advisor  (esc closes)
 
 Why parallel query and connection pooling are under-used on this server, with evidence.
 
@@ -67,11 +67,8 @@ Why parallel query and connection pooling are under-used on this server, with ev
 | `?` | this help |
 | `q` | quit |
 
-Every finding says what it saw (evidence), what to change (fix) and why (the rule card).
-Recommendations show the formula with the numbers used; the apply script is never run by
-the advisor. In the Paste tab, paste EXPLAIN text or JSON and the findings appear at once.
-
-Press `esc` to close.
+Findings show evidence, the fix and the rule card; recommendations show their formula.
+The advisor never runs the apply script. Paste tab: EXPLAIN text or JSON, findings at once.
 """
 
 

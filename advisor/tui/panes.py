@@ -151,6 +151,9 @@ class FindingsView(Horizontal):
 
 
 class OverviewPane(VerticalScroll):
+    def on_mount(self) -> None:
+        self.add_class("-empty")  # only the "No report yet" box until a report arrives
+
     def compose(self) -> ComposeResult:
         yield Static(NO_REPORT, id="ov-server", classes="box")
         yield Static("", id="ov-workers", classes="box")
@@ -165,6 +168,7 @@ class OverviewPane(VerticalScroll):
         yield Static("", id="ov-counts", classes="box")
 
     def show(self, loaded: Loaded) -> None:
+        self.remove_class("-empty")
         report, snap = loaded.report, loaded.snapshot
         t, hw = report.target, report.hardware
         server = Text()
