@@ -33,20 +33,37 @@ Compare = Callable[..., bool]
 SVGImageExtension.file_extension = "svg"
 
 
+async def settle(pilot: Pilot[int]) -> None:
+    """Wait until the screen stops changing (focus moves, the footer redraws its keys): on a
+    loaded machine one refresh is not always enough."""
+    previous = ""
+    for _ in range(100):
+        await pilot.pause(0.05)
+        current = pilot.app.export_screenshot()
+        if current == previous:
+            return
+        previous = current
+
+
 def ready(*keys: str, paste: str | None = None) -> Callable[[Pilot[int]], object]:
     async def run_before(pilot: Pilot[int]) -> None:
         app = pilot.app
+        app.animation_level = "none"  # the tab underline slides otherwise
         with contextlib.suppress(WorkerFailed):
             await app.workers.wait_for_complete()
         for area in app.query(TextArea):
             area.cursor_blink = False
-        await pilot.press(*keys)
+        await settle(pilot)
+        for key in keys:  # one at a time: a key may move focus the next one relies on
+            await pilot.press(key)
+            await settle(pilot)
         if paste is not None:
             app.post_message(events.Paste(paste))
             await pilot.pause(0.3)
-            with contextlib.suppress(WorkerFailed):
-                await app.workers.wait_for_complete()
-        await pilot.pause()
+        with contextlib.suppress(WorkerFailed):
+            await app.workers.wait_for_complete()
+        await pilot.wait_for_scheduled_animations()
+        await settle(pilot)
 
     return run_before
 

@@ -233,8 +233,7 @@ class AdvisorApp(App[int]):
             f"{n} finding{'s' if n != 1 else ''} · {len(report.recommendations)} recommendations"
         )
         for tab, _, _ in TABS:
-            pane = self.query_one(f"#{tab}-pane")
-            show = getattr(pane, "show", None)
+            show = getattr(self.query_one(f"#{tab}-pane"), "show", None)
             if show is not None:
                 show(loaded)
 

@@ -1,5 +1,7 @@
 """The tabs of the TUI. Each pane builds its widgets once and redraws from a `Loaded` in
-`show()`; panes never fetch anything themselves (the app runs sources in thread workers)."""
+`show()`; panes never fetch anything themselves (the app runs sources in thread workers).
+The engine, checks and recommendations are imported where used: the source's worker imports
+them anyway, so the first frame does not wait for them."""
 
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Markdown, Sparkline, Static, TextArea, Tree
 from textual.widgets.tree import TreeNode
 
-from advisor.checks.base import format_bytes
 from advisor.plan import Plan, PlanNode
-from advisor.recommend import render_apply_script
 from advisor.render import _md_text
 from advisor.report import SEVERITY_RANK, Finding, Recommendation, Report
 from advisor.tui.source import Loaded, pooler_facts
@@ -169,6 +169,8 @@ class OverviewPane(VerticalScroll):
 
     def show(self, loaded: Loaded) -> None:
         self.remove_class("-empty")
+        from advisor.checks.base import format_bytes
+
         report, snap = loaded.report, loaded.snapshot
         t, hw = report.target, report.hardware
         server = Text()
@@ -284,6 +286,8 @@ class RecommendationsPane(Horizontal):
 
     @property
     def script(self) -> str:
+        from advisor.recommend import render_apply_script
+
         return render_apply_script(self.recs)
 
     def show(self, loaded: Loaded) -> None:

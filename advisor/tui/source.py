@@ -39,6 +39,7 @@ class Loaded:
 
 
 ReportSource = Callable[[], Loaded]
+PASTE = "paste"  # the source name of pasted plans: findings about them start "paste plan 1"
 
 
 def analyse_snapshot(
@@ -89,19 +90,21 @@ def live_source(dsn: str | None) -> ReportSource:
 
 
 def analyse_paste(text: str, base: Loaded | None = None) -> tuple[Report, list[Plan]]:
-    """Findings for pasted EXPLAIN text or JSON; with `base` (a snapshot), together with the
-    server's facts, as `advisor explain --dsn` would. `SourceError` for text that is no plan."""
+    """Findings for pasted EXPLAIN text or JSON; with `base` (a snapshot), checked together
+    with the server's facts as `advisor explain --dsn` would, keeping only the findings about
+    the pasted plans. `SourceError` for text that is no plan (one sentence, with the line)."""
     from advisor import engine
     from advisor.plan import PlanInputError, parse_plans
 
     try:
-        plans = parse_plans(text, source="paste")
+        plans = parse_plans(text, source=PASTE)
     except PlanInputError as exc:
         raise SourceError(str(exc)) from None
-    if base is not None and base.snapshot is not None:
-        loaded = analyse_snapshot(base.snapshot, base.origin, live=base.live, extra=plans)
-        return loaded.report, plans
-    return engine.analyse(engine.Facts(plans=plans)), plans
+    if base is None or base.snapshot is None:
+        return engine.analyse(engine.Facts(plans=plans)), plans
+    report = analyse_snapshot(base.snapshot, base.origin, live=base.live, extra=plans).report
+    report.findings = [f for f in report.findings if f.where.startswith(PASTE + " ")]
+    return report, plans
 
 
 def explain_statement(base: Loaded, sql: str, *, analyze: bool) -> Loaded:
