@@ -87,6 +87,9 @@ class FindingsView(Horizontal):
         self.findings: list[Finding] = []
         self.sort_column = "severity"
         self.empty = empty
+        # The Markdown detail costs most of a report's first paint: a hidden tab's detail is
+        # rendered when the tab is first shown.
+        self.pending: Finding | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
@@ -107,9 +110,16 @@ class FindingsView(Horizontal):
             table.add_row(severity_text(f.severity), f.rule, f.title, f.where, key=str(i))
         if self.findings:
             table.move_cursor(row=0)
-            self._detail(self._sorted()[0])
+            self.pending = self._sorted()[0]
+            if self.region:  # on screen now
+                self._detail(self.pending)
         else:
+            self.pending = None
             self.query_one(Markdown).update(self.empty)
+
+    def on_show(self) -> None:
+        if self.pending is not None:
+            self._detail(self.pending)
 
     def _sorted(self) -> list[Finding]:
         col = self.sort_column
@@ -132,6 +142,7 @@ class FindingsView(Horizontal):
         return rows[table.cursor_row] if 0 <= table.cursor_row < len(rows) else None
 
     def _detail(self, f: Finding) -> None:
+        self.pending = None
         card = _cards().get(f.rule)
         self.query_one(Markdown).update(finding_markdown(f, card.explanation if card else None))
         self.query_one(".detail", VerticalScroll).scroll_home(animate=False)
