@@ -5,11 +5,13 @@ Statements tab) run against a real PostgreSQL 18 (fails under CI=true when it is
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,9 +22,10 @@ from textual.worker import WorkerFailed
 
 from advisor import cli
 from advisor.pgserver import BinDir, PgServer
+from advisor.snapshot import Snapshot
 from advisor.tui.app import AdvisorApp, ConfirmScreen, HelpScreen
 from advisor.tui.panes import FindingsView, PlansPane, RecommendationsPane, StatementsPane
-from advisor.tui.source import live_source, snapshot_source
+from advisor.tui.source import analyse_snapshot, live_source, snapshot_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPS = ROOT / "sample_snapshots"
@@ -318,3 +321,49 @@ async def test_live_explain_and_confirmed_analyze_from_statements(
             ("explain", False),
             ("analyze", True),
         ], status(app)
+
+
+class PoolerSnapshot(Snapshot):
+    """A snapshot with pooler fields of any shape, as the pooler collectors add them."""
+
+    pgbouncer: dict[str, Any] | None = None
+    pgpool: dict[str, Any] | None = None
+
+
+async def test_pooling_tab_shows_any_pooler_facts_and_a_clear_empty_state() -> None:
+    raw = json.loads(MISBUDGETED.read_text())
+    raw["pgbouncer"] = {
+        "instances": [
+            {
+                "version": "1.18.0",
+                "console": {"pools": [{"database": "app", "cl_waiting": 7, "sv_active": 20}]},
+            }
+        ]
+    }
+    snap = PoolerSnapshot.model_validate(raw)
+    app = AdvisorApp(lambda: analyse_snapshot(snap, "pooler test", live=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("6")
+        tree = app.query_one("#pool-tree", Tree)
+        assert tree.display
+
+        def labels(node: Any) -> list[str]:
+            return [str(node.label), *(x for c in node.children for x in labels(c))]
+
+        shown = labels(tree.root)
+        assert "pgbouncer" in shown and "instances (1)" in shown
+        assert "version=1.18.0" in shown
+        tree.root.expand_all()
+        assert "database=app, cl_waiting=7, sv_active=20" in labels(tree.root)
+        assert "Pooler data: pgbouncer" in str(app.query_one("#pool-facts", Static).render())
+
+    app = app_on(MISBUDGETED)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert not app.query_one("#pool-tree", Tree).display
+        assert "No pooler data" in str(app.query_one("#pool-facts", Static).render())
+        # The sizing advice comes from the server alone; CN findings are listed here too.
+        assert "default_pool_size" in str(app.query_one("#pool-recs", Static).render())
+        rules = {f.rule for f in app.query_one("#pool-findings", FindingsView).findings}
+        assert rules and all(r.startswith(("CN", "PB", "PP")) for r in rules)

@@ -593,44 +593,57 @@ def is_pooling_finding(f: Finding) -> bool:
 
 def _plain(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return dump(mode="json") if callable(dump) else value
 
 
-def pooler_text(facts: dict[str, Any]) -> Text:
-    """Pooler snapshot fields, whatever their shape: rows of dicts become aligned lines."""
-    text = Text()
-    for name, value in facts.items():
-        text.append(f"{name}\n", style="bold")
-        value = _plain(value)
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if isinstance(item, dict):
-                pairs = ", ".join(
-                    f"{k}={v}" for k, v in item.items() if not isinstance(v, dict | list)
-                )
-                text.append(f"  {pairs}\n")
+MAX_ITEMS = 50  # per list in the pooler tree; the rest is counted, not drawn
+
+
+def add_facts(parent: TreeNode[None], value: Any, depth: int = 0) -> None:
+    """Any JSON-shaped pooler facts as a tree: scalars of a mapping on one line, nested
+    mappings and lists as branches (open for the first two levels)."""
+    if isinstance(value, dict):
+        scalars = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
+        if scalars:
+            parent.add_leaf(", ".join(f"{k}={v}" for k, v in scalars.items() if v is not None))
+        for key, sub in value.items():
+            if isinstance(sub, dict | list) and sub:
+                branch = parent.add(f"{key} ({len(sub)})", expand=depth < 1)
+                add_facts(branch, sub, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value[:MAX_ITEMS]):
+            if isinstance(item, dict | list):
+                add_facts(parent.add(f"[{i}]", expand=depth < 1), item, depth + 1)
             else:
-                text.append(f"  {item}\n")
-    return text
+                parent.add_leaf(str(item))
+        if len(value) > MAX_ITEMS:
+            parent.add_leaf(f"... {len(value) - MAX_ITEMS} more")
+    else:
+        parent.add_leaf(str(value))
 
 
 class PoolingPane(Vertical):
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="pool-top"):
-            yield Static(NO_REPORT, id="pool-facts", classes="box")
-            yield Static("", id="pool-recs", classes="box")
-        yield FindingsView(
-            id="pool-findings", empty="No connection or pooler findings (CN*, PB*, PP*)."
-        )
+        with Horizontal(id="pool-top"):
+            tree: Tree[None] = Tree("pooler facts", id="pool-tree")
+            tree.show_root = False
+            yield tree
+            with VerticalScroll(id="pool-side"):
+                yield Static(NO_REPORT, id="pool-facts", classes="box")
+                yield Static("", id="pool-recs", classes="box")
+        yield FindingsView(id="pool-findings", empty="No connection or pooler findings.")
 
     def show(self, loaded: Loaded) -> None:
         facts = pooler_facts(loaded.snapshot)
+        tree: Tree[None] = self.query_one("#pool-tree", Tree)
+        tree.clear()
+        tree.display = bool(facts)
+        for name, value in facts.items():
+            add_facts(tree.root.add(name, expand=True), _plain(value))
         if facts:
-            self.query_one("#pool-facts", Static).update(pooler_text(facts))
+            self.query_one("#pool-facts", Static).update(
+                Text.assemble(("Pooler data: ", "bold"), ", ".join(facts), " (the tree)")
+            )
         else:
             self.query_one("#pool-facts", Static).update(
                 Text.assemble(
