@@ -367,3 +367,16 @@ async def test_pooling_tab_shows_any_pooler_facts_and_a_clear_empty_state() -> N
         assert "default_pool_size" in str(app.query_one("#pool-recs", Static).render())
         rules = {f.rule for f in app.query_one("#pool-findings", FindingsView).findings}
         assert rules and all(r.startswith(("CN", "PB", "PP")) for r in rules)
+
+
+async def test_command_palette_switches_tabs() -> None:
+    app = app_on(MISBUDGETED)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to Plans")
+        await pilot.pause(0.5)  # the palette searches in the background
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "plans"

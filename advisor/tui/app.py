@@ -79,9 +79,6 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help"):
             yield Markdown(HELP)
 
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(result)
-
 
 class ConfirmScreen(ModalScreen[bool]):
     """Yes/no; nothing runs until the user presses y (or clicks Run)."""
