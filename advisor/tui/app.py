@@ -132,11 +132,11 @@ class AdvisorApp(App[int]):
         Binding("q", "quit", "quit"),
         Binding("r", "refresh", "refresh"),
         Binding("question_mark,f1", "help", "help"),
-        Binding("s", "sort", "sort", show=False),
-        Binding("x", "export", "export script", show=False),
-        Binding("c", "copy", "copy script", show=False),
-        Binding("e", "explain(False)", "EXPLAIN", show=False),
-        Binding("a", "explain(True)", "ANALYZE", show=False),
+        Binding("s", "sort", "sort"),
+        Binding("x", "export", "export script"),
+        Binding("c", "copy", "copy script"),
+        Binding("e", "explain(False)", "EXPLAIN"),
+        Binding("a", "explain(True)", "EXPLAIN ANALYZE"),
         *(
             Binding(str(i), f"tab('{tab}')", label, show=False)
             for i, (tab, label, _) in enumerate(TABS, 1)
@@ -236,11 +236,24 @@ class AdvisorApp(App[int]):
 
     # -- actions ---------------------------------------------------------------------------------
 
+    # Keys that belong to one tab: in the footer (and active) only there.
+    TAB_ACTIONS: ClassVar[dict[str, str]] = {
+        "sort": "findings",
+        "export": "recommendations",
+        "copy": "recommendations",
+        "explain": "statements",
+    }
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tab = self.TAB_ACTIONS.get(action)
+        return tab is None or self.active_tab == tab
+
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
         # Keys act on the tab just shown: focus its table, tree or text area.
         for widget in event.pane.query("DataTable, Tree, TextArea"):
             widget.focus()
@@ -251,7 +264,8 @@ class AdvisorApp(App[int]):
 
     @property
     def active_tab(self) -> str:
-        return self.query_one(TabbedContent).active
+        tabs = self.query(TabbedContent)
+        return tabs.first().active if tabs else ""
 
     def action_sort(self) -> None:
         if self.active_tab == "findings":
