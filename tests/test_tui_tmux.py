@@ -92,3 +92,25 @@ def test_tui_in_a_real_terminal(tmux: Tmux) -> None:
     # The shell prints the exit status (tmux's own pane_dead_status is sometimes left empty).
     screen = tmux.wait_for("advisor exited with 0")
     assert "Traceback" not in screen
+
+
+def test_bare_advisor_in_a_terminal_opens_the_tui_and_shows_errors_there(tmux: Tmux) -> None:
+    """No command and stdout a terminal: the TUI on the libpq environment's server; nothing
+    listens on port 1, so the error shows in the status line, not as a traceback."""
+    command = shlex.join([sys.executable, "-m", "advisor"])
+    env = "env -u COLUMNS -u LINES TERM=xterm-256color PGHOST=127.0.0.1 PGPORT=1"
+    tmux.start(
+        f"cd {shlex.quote(str(ROOT))} && {env} PGCONNECT_TIMEOUT=3 {command}; "
+        'echo "advisor exited with $?"; sleep 600'
+    )
+    screen = tmux.wait_for("Error: ", "(r: retry)", "Overview")
+    assert "127.0.0.1" in screen and "Traceback" not in screen
+    tmux.keys("q")
+    tmux.wait_for("advisor exited with 0")
+
+
+def test_bare_advisor_into_a_pipe_prints_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "advisor"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0 and "usage: advisor" in done.stdout and "tui" in done.stdout

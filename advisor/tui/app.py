@@ -217,6 +217,8 @@ class AdvisorApp(App[int]):
     def fail(self, error: BaseException | None) -> None:
         message = _one_line(error)
         self.set_status(f"Error: {message}  (r: retry)", error=True)
+        if self.loaded is None:  # nothing to show yet: say why where the report would be
+            self.query_one("#ov-server", Static).update(f"No report: {message}\n\nr: retry")
         self.notify(message, title="advisor", severity="error", timeout=8)
 
     def show(self, loaded: Loaded) -> None:
