@@ -251,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     vfmt.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     vfmt.add_argument("--json", dest="format", action="store_const", const="json")
 
+    tui = sub.add_parser(
+        "tui",
+        help="the interactive TUI on a snapshot or a live server (bare `advisor` in a terminal)",
+        description="Browse findings, recommendations, plans, statements and pooling in a "
+        "terminal UI. No SNAPSHOT and no --dsn: the libpq environment's server.",
+    )
+    tui.add_argument("snapshot", nargs="?", metavar="SNAPSHOT", help="a file from advisor collect")
+    tui.add_argument("--dsn", help="libpq connection string or URI of a live server")
+
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("code", nargs="?", help="a rule code such as PQ201")
     rules.add_argument("--json", action="store_true", help="machine-readable output")
@@ -625,6 +634,16 @@ def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_tui(args: argparse.Namespace) -> int:
+    if args.snapshot and args.dsn:
+        raise UsageError("give a SNAPSHOT or --dsn, not both")
+    if args.snapshot and not os.path.isfile(args.snapshot):
+        raise UsageError(f"cannot read {args.snapshot}: no such file")
+    from advisor.tui import run_tui
+
+    return run_tui(snapshot=args.snapshot, dsn=args.dsn)
+
+
 def run(
     argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None
 ) -> int:
@@ -646,6 +665,10 @@ def run(
         return demo.run(args, out)
     if args.command == "verify":
         return _cmd_verify(args, out)
+    if args.command == "tui" or (args.command is None and out.isatty()):
+        if args.command is None:
+            args = parser.parse_args(["tui"])
+        return _cmd_tui(args)
     parser.print_help(out)
     return EXIT_OK
 
