@@ -427,7 +427,7 @@ def run(args: Any, out: IO[str], err: IO[str] | None = None) -> int:
             run_tui = None if args.no_tui or not out.isatty() else _tui()
             if run_tui is not None:
                 progress.done()
-                return int(run_tui(dsn=demo.dsn, title="advisor demo") or 0)
+                return int(run_tui(dsn=demo.dsn, title="advisor demo", plans=demo.plans) or 0)
             if not args.no_tui:
                 why = "no TUI in this build" if out.isatty() else "the output is not a terminal"
                 progress.note(f"advisor demo: {why}; printing the report instead.")

@@ -16,7 +16,7 @@ from advisor.plan import Plan
 from advisor.report import Report
 
 if TYPE_CHECKING:
-    from advisor.snapshot import Snapshot
+    from advisor.snapshot import CapturedPlan, Snapshot
 
 # A live refresh samples pg_stat_activity this long, so the sparklines have a few points.
 LIVE_SAMPLE_SECONDS = 2.0
@@ -73,17 +73,25 @@ def snapshot_source(path: str) -> ReportSource:
     return load
 
 
-def live_source(dsn: str | None) -> ReportSource:
-    """Collects from the server on every call (read-only session, see advisor.collect)."""
+def live_source(
+    dsn: str | None,
+    *,
+    plans: Sequence[CapturedPlan] = (),
+    progress: Callable[[str], None] | None = None,
+) -> ReportSource:
+    """Collects from the server on every call (read-only session, see advisor.collect).
+    `plans`: EXPLAIN documents captured beforehand (the demo's workload) that join every
+    collection; `progress` hears each collection step (called from the worker thread)."""
 
     def load() -> Loaded:
         from advisor.collect import CollectError, collect
         from advisor.collect.connect import redact_dsn
 
         try:
-            snap = collect(dsn, sample_seconds=LIVE_SAMPLE_SECONDS)
+            snap = collect(dsn, sample_seconds=LIVE_SAMPLE_SECONDS, progress=progress)
         except CollectError as exc:
             raise SourceError(str(exc)) from None
+        snap.plans.extend(plans)
         return analyse_snapshot(snap, f"live {redact_dsn(dsn)}", live=True, dsn=dsn)
 
     return load
