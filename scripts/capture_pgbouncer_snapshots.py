@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from poolers_bouncer import PgBouncer  # noqa: E402
+from poolers_bouncer import PgBouncer, cpu_quota  # noqa: E402
 
 from advisor.collect import collect  # noqa: E402
 from advisor.engine import run  # noqa: E402
@@ -215,24 +215,6 @@ def starved(tmp: Path) -> Snapshot:
                     return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 2.0)
         finally:
             b.stop()
-
-
-CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
-
-
-@contextmanager
-def cpu_quota(pid: int, cores: float) -> Iterator[None]:
-    """`pid` in a new cgroup (v1 cpu controller, as on this box) limited to `cores`."""
-    cg = CGROUP_V1 / f"advisor-pgbouncer-{pid}"
-    cg.mkdir()
-    try:
-        (cg / "cpu.cfs_quota_us").write_text(str(int(cores * 100_000)))
-        (cg / "cgroup.procs").write_text(str(pid))
-        yield
-    finally:
-        for p in (cg / "cgroup.procs").read_text().split():
-            (CGROUP_V1 / "cgroup.procs").write_text(p)
-        cg.rmdir()
 
 
 def cpu_quota_snapshot(tmp: Path) -> Snapshot:
