@@ -261,6 +261,11 @@ def pool_saturated(facts: Facts, card: Card) -> Iterator[Evidence]:
             if max_wait < card.threshold("maxwait_s") and not rising:
                 continue
             pool = _pool_size(inst, db, user)
+            capped = pool is not None and (
+                pool.max_db > 0 or pgb.int_setting(inst, "max_user_connections") > 0
+            )
+            if capped and pool and max(_servers(s) for s in waiting) < pool.size:
+                continue  # its own pool never filled: a shared cap held it back (PB09)
             yield {
                 "where": f"{name} pool {db}/{user}",
                 "database": db,

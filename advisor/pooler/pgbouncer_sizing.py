@@ -186,6 +186,12 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                         "transactions or add hardware rather than connections"
                     )
                     target = knee
+            if target is not None and pool.max_db > 0 and target * len(ps) > pool.max_db:
+                parts.append(
+                    f"max_db_connections = {pool.max_db} caps the {len(ps)} pool(s) of {db} "
+                    f"together, below {len(ps)} x {target}: raise it as well, or the pools "
+                    "wait for each other's servers (PB09)"
+                )
             if share is not None and target is not None:
                 per_pool = max(1, share // n_pools)
                 if target > per_pool:
@@ -216,7 +222,7 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                     current=str(pool.size),
                     recommended=str(target),
                     requires="reload",
-                    because=because_db(db, "PB05", "PB06", "PB03", "PB10"),
+                    because=because_db(db, "PB05", "PB06", "PB03", "PB09", "PB10"),
                     formula="; ".join(parts),
                     apply=f"{db} = ... pool_size={target}   then {RELOAD}",
                 )
@@ -236,7 +242,7 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                         {
                             c
                             for x in shared
-                            for c in because_db(x[0], "PB05", "PB06", "PB03", "PB10")
+                            for c in because_db(x[0], "PB05", "PB06", "PB03", "PB09", "PB10")
                         }
                     ),
                     formula=f"sized for {db}, the busiest of them: " + "; ".join(parts),
