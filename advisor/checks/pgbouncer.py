@@ -732,6 +732,8 @@ def prepared_cache_small(facts: Facts, card: Card) -> Iterator[Evidence]:
     """max_prepared_statements below the statements a transaction pool's clients would
     prepare, estimated from pg_stat_statements (it cannot tell which protocol a client used;
     1.24's SHOW STATS parse counts would measure it)."""
+    from advisor.collect import is_advisor_text
+
     for name, inst in _instances(facts):
         ver = pgb.instance_version(inst)
         if ver is not None and ver[0] < (1, 21):
@@ -749,8 +751,10 @@ def prepared_cache_small(facts: Facts, card: Card) -> Iterator[Evidence]:
         pools_of: dict[str, set[str]] = {}
         for stmt, pools in _routed(facts, ("transaction", "statement")):
             text = (stmt.query or "").lstrip().lower()
-            if not text.startswith(_PREPARABLE):
+            if not text.startswith(_PREPARABLE) or is_advisor_text(stmt.query):
                 continue
+            if stmt.toplevel is False:
+                continue  # run inside a function: no client prepared it
             key = stmt.database or "?"
             per_db.setdefault(key, []).append(stmt)
             pools_of.setdefault(key, set()).update(pools)
