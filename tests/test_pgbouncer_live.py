@@ -354,6 +354,8 @@ def test_cross_pool_starvation_at_a_cap_pb09(
             assert sum(s.cl_waiting > 0 and s.sv_active == 0 for s in mine) >= 2, mine
             (f,) = report.findings  # PB09 only: PB05's "raise pool_size" would not help
             assert f.rule == "PB09"
+            if cap == "max_db_connections":  # nor does the sizing ask for larger pools
+                assert _pool_rec(report, "app") is None
             assert f.evidence["cap_name"] == cap and f.evidence["cap"] == 2
             assert f.evidence["user"] == starved[1] and "2 active, 0 idle" in f.message
             if cap == "max_db_connections":  # the cap as PgBouncer counts it
@@ -433,6 +435,7 @@ def test_cpu_bound_at_a_cgroup_quota_pb20(pg18: PgServer, make_bouncer: MakeBoun
     report = analyse(_with_server(pg18, facts), select=["PB20"])
     (f,) = report.findings
     assert "cgroup's CPU quota" in f.message
+    assert _pool_rec(report, "postgres") is None  # larger pools would not help
 
     with clients(b.dsn(), 4, "SELECT pg_sleep(0.05)"):
         facts = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn], sample_seconds=1.5)

@@ -158,8 +158,13 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
         n_pools = sum(len(v) for v in by_db.values()) or 1
         share = available // count if available is not None else None
         shared: list[tuple[str, int, int, list[str]]] = []
+        # Queueing behind PgBouncer's own CPU (PB20) or behind a database cap the pools already
+        # exceed (PB09) is not cured by larger pools: those findings carry the advice.
+        cpu_bound = any(f.rule == "PB20" and f.where == label for f in findings)
         for db, ps in sorted(by_db.items()):
             pool = ps[0]
+            if cpu_bound or 0 < pool.max_db < sum(p.size for p in ps):
+                continue
             load = _load_from_console(inst, db) or _load_from_pgss(facts, pool.server_db)
             parts: list[str] = []
             target: int | None = None
