@@ -405,6 +405,7 @@ class PgBouncerProcessFact(_Model):
     nofile_soft: int | None = None
     nofile_hard: int | None = None
     cpu_share: float | None = None  # of one core, over the sample window
+    cpu_limit: float | None = None  # cores its cgroup's CPU quota allows (None: no quota)
     log_fd_line: str | None = None  # "kernel file descriptor limit: ..." from the logfile
 
 

@@ -7,6 +7,7 @@ PgBouncer refuses to run as root, so as root it runs as the unprivileged `pgadvi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +190,53 @@ def make_bouncer() -> Iterator[Callable[..., PgBouncer]]:
     yield make
     for b in started:
         b.stop()
+
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def _cpu_cgroup_base() -> tuple[Path, str] | None:
+    """Where a CPU-limited cgroup can be made: (parent dir, "v1"|"v2"), or None."""
+    if (CGROUP / "cgroup.controllers").is_file():  # pure v2
+        try:
+            if "cpu" not in (CGROUP / "cgroup.subtree_control").read_text().split():
+                (CGROUP / "cgroup.subtree_control").write_text("+cpu")
+        except OSError:
+            return None
+        return CGROUP, "v2"
+    for name in ("cpu", "cpu,cpuacct"):
+        if (CGROUP / name / "cpu.cfs_quota_us").is_file():
+            return CGROUP / name, "v1"
+    return None
+
+
+@contextmanager
+def cpu_quota(pid: int, cores: float) -> Iterator[None]:
+    """Move `pid` into a new cgroup whose CPU quota is `cores` (a container's limit). Skips
+    when cgroups cannot be written here (not root, read-only /sys/fs/cgroup): a capability
+    of the machine, not a package CI could install."""
+    base = _cpu_cgroup_base()
+    if base is None or os.geteuid() != 0:
+        pytest.skip("needs root and a writable cgroup cpu controller (/sys/fs/cgroup)")
+    parent, kind = base
+    cg = parent / f"advisor-pgbouncer-{pid}"
+    try:
+        cg.mkdir()
+        period = 100_000
+        if kind == "v2":
+            (cg / "cpu.max").write_text(f"{int(cores * period)} {period}")
+        else:
+            (cg / "cpu.cfs_quota_us").write_text(str(int(cores * period)))
+        (cg / "cgroup.procs").write_text(str(pid))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            cg.rmdir()
+        pytest.skip(f"cannot make a CPU-limited cgroup here: {exc}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            for p in (cg / "cgroup.procs").read_text().split():
+                (parent / "cgroup.procs").write_text(p)
+        with contextlib.suppress(OSError):
+            cg.rmdir()

@@ -1,6 +1,7 @@
 """Real PgBouncer 1.18 in front of real PostgreSQL: the console reader, saturation provoked for
 real and the sizing advice it moves, the state leak of a transaction pool shown live together
-with the rule that warns about it, and the CLI with --pgbouncer-ini / --pgbouncer-dsn."""
+with the rule that warns about it, the CLI with --pgbouncer-ini / --pgbouncer-dsn, and the
+limits of PB09 (database/user caps), PB17 (prepared-statement LRU) and PB20 (CPU ceiling)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from poolers_bouncer import PgBouncer, make_bouncer
+from poolers_bouncer import PgBouncer, cpu_quota, make_bouncer
 
 from advisor.collect import collect
 from advisor.engine import analyse
 from advisor.pgserver import PgServer
-from advisor.pooler.pgbouncer import collect_pgbouncer, read_console
-from advisor.snapshot import facts_from_snapshot
+from advisor.pooler.pgbouncer import collect_pgbouncer, parse_ini, read_console
+from advisor.snapshot import PgBouncerFacts, PgBouncerInstance, facts_from_snapshot
 
 __all__ = ["make_bouncer"]  # the fixture
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,3 +308,137 @@ def test_named_prepares_break_without_tracking_and_pb16_warns(
     report = analyse(facts_from_snapshot(snap), select=["PB16"])
     (pb16,) = report.findings
     assert "PgBouncer 1.18.0" in pb16.message and pb16.evidence["calls"] >= 11
+
+
+def _roles(pg: PgServer, *names: str) -> None:
+    with pg.connect(autocommit=True) as c:
+        for n in names:
+            with suppress(psycopg.errors.DuplicateObject):
+                c.execute(f"CREATE ROLE {n} LOGIN")
+
+
+@pytest.mark.parametrize("cap", ["max_db_connections", "max_user_connections"])
+def test_cross_pool_starvation_at_a_cap_pb09(
+    pg18: PgServer, make_bouncer: MakeBouncer, cap: str
+) -> None:
+    """Two pools of pool_size 2 share a cap of 2: the first pool's clients keep both servers
+    busy with 0.8 s statements (nothing idle to evict), so the second pool's clients wait with
+    no server of their own. With the cap at the sum of the pool sizes, nobody waits."""
+    _roles(pg18, "pb09_a", "pb09_b")
+    if cap == "max_db_connections":  # same database, two users
+        settings: dict[str, str | int] = {}
+        databases = {"app": "max_db_connections={cap}"}
+        heavy, starved = ("app", "pb09_a"), ("app", "pb09_b")
+    else:  # same user, two databases
+        settings = {"max_user_connections": "{cap}"}
+        databases = {"app": "", "app2": ""}
+        heavy, starved = ("app", "pb09_a"), ("app2", "pb09_a")
+    for limit, fires in ((2, True), (4, False)):
+        b = make_bouncer(
+            pg18,
+            settings={"pool_mode": "transaction", "default_pool_size": 2}
+            | {k: str(v).format(cap=limit) for k, v in settings.items()},
+            databases={k: v.format(cap=limit) for k, v in databases.items()},
+            logins=("pb09_a", "pb09_b"),
+        )
+        with clients(b.dsn(*heavy), 2, "SELECT pg_sleep(0.8)"):
+            time.sleep(0.3)
+            with clients(b.dsn(*starved), 2, "SELECT 1"):
+                time.sleep(0.4)
+                facts = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn], sample_seconds=1.5)
+        console = facts.instances[0].console
+        assert console is not None
+        mine = [s for s in console.samples if (s.database, s.user) == starved]
+        report = analyse(_with_server(pg18, facts), select=["PB05", "PB09"])
+        if fires:
+            assert sum(s.cl_waiting > 0 and s.sv_active == 0 for s in mine) >= 2, mine
+            (f,) = report.findings  # PB09 only: PB05's "raise pool_size" would not help
+            assert f.rule == "PB09"
+            if cap == "max_db_connections":  # nor does the sizing ask for larger pools
+                assert _pool_rec(report, "app") is None
+            assert f.evidence["cap_name"] == cap and f.evidence["cap"] == 2
+            assert f.evidence["user"] == starved[1] and "2 active, 0 idle" in f.message
+            if cap == "max_db_connections":  # the cap as PgBouncer counts it
+                (row,) = [d for d in console.databases if d["name"] == "app"]
+                assert (row["current_connections"], row["max_connections"]) == (2, 2)
+        else:
+            assert "PB09" not in {f.rule for f in report.findings}
+
+
+def test_prepared_cache_below_the_hot_statements_pb17(
+    make_pg: Callable[..., PgServer], tmp_path: Path
+) -> None:
+    """psycopg 3 prepares 120 distinct statements (one column each of a wide table) on a real
+    server; pg_stat_statements holds them. An ini with max_prepared_statements = 50 read
+    without a version (as on a workstation) fires PB17; 200 does not; and with the 1.18
+    binary on this machine PB17 leaves the key to PB02."""
+    pg = make_pg(18, shared_preload_libraries="pg_stat_statements")
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE EXTENSION pg_stat_statements")
+    with psycopg.connect(pg.dsn, autocommit=True, prepare_threshold=0) as c:
+        c.execute("CREATE TABLE wide (" + ", ".join(f"c{i} int" for i in range(120)) + ")")
+        for rep in range(2):
+            for i in range(120):
+                c.execute(f"SELECT c{i} FROM wide WHERE c{i} = %s", (rep,))
+    snap = collect(pg.dsn)
+
+    def run_with(limit: int, *, with_binary: bool) -> Any:
+        ini = tmp_path / f"pgbouncer-{limit}.ini"
+        ini.write_text(
+            f"[databases]\napp = host=127.0.0.1 port={pg.port} dbname=postgres\n"
+            f"[pgbouncer]\npool_mode = transaction\nmax_prepared_statements = {limit}\n"
+        )
+        if with_binary:
+            snap.pgbouncer = collect_pgbouncer([str(ini)], [])
+        else:
+            snap.pgbouncer = PgBouncerFacts(instances=[PgBouncerInstance(ini=parse_ini(str(ini)))])
+        return analyse(facts_from_snapshot(snap), select=["PB02", "PB17"])
+
+    (f,) = run_with(50, with_binary=False).findings
+    assert f.rule == "PB17" and f.evidence["limit"] == 50
+    assert 110 <= f.evidence["hot"] <= f.evidence["distinct"], f.evidence  # 95 % of calls
+    assert "unknown" in f.evidence["version"] and "cannot see" in f.message
+    assert run_with(200, with_binary=False).findings == []
+    assert {x.rule for x in run_with(50, with_binary=True).findings} == {"PB02"}
+
+
+def test_cpu_bound_at_a_cgroup_quota_pb20(pg18: PgServer, make_bouncer: MakeBouncer) -> None:
+    """pgbench SELECT 1 with 48 clients through a pool of 4 while PgBouncer sits in a cgroup
+    with a 0.2-core quota: it uses all of it and PB20 fires against the quota. A light load
+    without a quota stays far below one core."""
+    import shutil
+
+    from poolers_bouncer import in_ci
+
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        hint = "pgbench is not installed: apt-get install postgresql-client-15"
+        pytest.fail(f"CI=true and {hint}") if in_ci() else pytest.skip(hint)
+    b = make_bouncer(
+        pg18, settings={"pool_mode": "transaction", "default_pool_size": 4, "max_client_conn": 100}
+    )
+    assert b.proc is not None and b.tmp is not None
+    script = b.tmp / "select1.sql"
+    script.write_text("SELECT 1;\n")
+    env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(b.port), PGUSER="postgres")
+    cmd = [pgbench, "-n", "-M", "simple", "-f", str(script), "-c", "48", "-j", "2", "-T", "4"]
+    with cpu_quota(b.proc.pid, 0.2):
+        bench = subprocess.Popen([*cmd, "postgres"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)
+            facts = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn], sample_seconds=2)
+        finally:
+            bench.wait(30)
+    proc = facts.instances[0].process
+    assert proc is not None and proc.cpu_limit == 0.2 and proc.cpu_share is not None  # v1 or v2
+    assert proc.cpu_share > 0.15, proc  # used (nearly) its whole quota
+    report = analyse(_with_server(pg18, facts), select=["PB20"])
+    (f,) = report.findings
+    assert "cgroup's CPU quota" in f.message
+    assert _pool_rec(report, "postgres") is None  # larger pools would not help
+
+    with clients(b.dsn(), 4, "SELECT pg_sleep(0.05)"):
+        facts = collect_pgbouncer([str(b.ini_path)], [b.admin_dsn], sample_seconds=1.5)
+    proc = facts.instances[0].process
+    assert proc is not None and proc.cpu_share is not None and proc.cpu_limit != 0.2
+    assert analyse(_with_server(pg18, facts), select=["PB20"]).findings == []

@@ -1,13 +1,9 @@
-"""PgBouncer rules PB01-PB08, PB10-PB16, PB18, PB19: config files, console, workload.
+"""PgBouncer rules PB01-PB20: config files, console, the local process, workload.
 
 Facts come from `Facts.pgbouncer` (ini files, console readings, the local process) plus the
 server's settings and pg_stat_statements when a server was read too (knowledge/poolers.md §1,
 §2, §4, §6). `advisor.pooler.pgbouncer` (config precedence, pools, budget) is plain Python;
 the hazard scan (pglast) is imported inside the checks that need it.
-
-PB09 (cross-pool starvation at max_db_connections) is not implemented: its premise, idle
-servers of one pool holding the database's cap until server_idle_timeout, does not hold on
-1.18, which closes an idle server of another pool at once ("closing because: evicted").
 """
 
 from __future__ import annotations
@@ -265,6 +261,11 @@ def pool_saturated(facts: Facts, card: Card) -> Iterator[Evidence]:
             if max_wait < card.threshold("maxwait_s") and not rising:
                 continue
             pool = _pool_size(inst, db, user)
+            capped = pool is not None and (
+                pool.max_db > 0 or pgb.int_setting(inst, "max_user_connections") > 0
+            )
+            if capped and pool and max(_servers(s) for s in waiting) < pool.size:
+                continue  # its own pool never filled: a shared cap held it back (PB09)
             yield {
                 "where": f"{name} pool {db}/{user}",
                 "database": db,
@@ -420,6 +421,78 @@ def idle_in_transaction(facts: Facts, card: Card) -> Iterator[Evidence]:
                 "window": f"{seconds:g} s" if seconds else "since PgBouncer started",
                 "idle_transaction_timeout": timeout,
                 "source": src,
+            }
+
+
+def _servers(s: PoolSample) -> int:
+    return s.sv_active + s.sv_idle + s.sv_used
+
+
+@check("PB09")
+def cross_pool_starvation(facts: Facts, card: Card) -> Iterator[Evidence]:
+    """A pool with waiting clients and free room in its own pool_size, while the pools that
+    share its max_db_connections (same database) or max_user_connections (same user) hold
+    every server the cap allows. 1.18 evicts an idle server of the other pool at once, so the
+    cap starves only when the other pools' servers are busy, or churns them when idle."""
+    for name, inst in _instances(facts):
+        if inst.console is None:
+            continue
+        max_user = pgb.int_setting(inst, "max_user_connections")
+        sizes = {(p.database, p.user): p for p in pgb.pools(inst)}
+        by_t: dict[float, list[PoolSample]] = {}
+        for s in inst.console.samples:
+            by_t.setdefault(s.t, []).append(s)
+        hits: dict[tuple[str, str, str], list[tuple[PoolSample, list[PoolSample]]]] = {}
+        for row in by_t.values():
+            for s in row:
+                pool = sizes.get((s.database, s.user))
+                if pool is None or s.cl_waiting <= 0 or _servers(s) >= pool.size:
+                    continue
+                groups = []
+                if pool.max_db > 0:
+                    groups.append(("max_db_connections", pool.max_db, "database", s.database))
+                if max_user > 0:
+                    groups.append(("max_user_connections", max_user, "user", s.user))
+                for cap_name, cap, kind, key in groups:
+                    same = [o for o in row if (o.database if kind == "database" else o.user) == key]
+                    if sum(_servers(o) for o in same) >= cap:
+                        others = [o for o in same if o is not s and _servers(o) > 0]
+                        hits.setdefault((s.database, s.user, cap_name), []).append((s, others))
+                        break
+        for (db, user, cap_name), found in hits.items():
+            if len(found) < card.threshold("min_samples"):
+                continue
+            pool = sizes[(db, user)]
+            holders: dict[str, tuple[int, int]] = {}
+            for _, others in found:
+                for o in others:
+                    act, idle = holders.get(f"{o.database}/{o.user}", (0, 0))
+                    holders[f"{o.database}/{o.user}"] = (
+                        max(act, o.sv_active),
+                        max(idle, o.sv_idle),
+                    )
+            busy = all(idle == 0 for _, idle in holders.values())
+            cap = pool.max_db if cap_name == "max_db_connections" else max_user
+            yield {
+                "where": f"{name} pool {db}/{user}",
+                "database": db,
+                "user": user,
+                "pool_size": pool.size,
+                "cap_name": cap_name,
+                "cap": cap,
+                "samples_starved": len(found),
+                "samples": len(by_t),
+                "max_cl_waiting": max(s.cl_waiting for s, _ in found),
+                "max_own_servers": max(_servers(s) for s, _ in found),
+                "max_maxwait_s": round(max(s.maxwait_s for s, _ in found), 3),
+                "holders": ", ".join(
+                    f"{k} ({a} active, {i} idle)" for k, (a, i) in sorted(holders.items())
+                )
+                or "pools that closed before the next sample",
+                "held_by": "busy servers (their transactions run or sit idle in a transaction)"
+                if busy
+                else "servers that are partly idle (PgBouncer 1.18 evicts idle ones and "
+                "reconnects: connection churn)",
             }
 
 
@@ -634,3 +707,99 @@ def unsafe_auth(facts: Facts, card: Card) -> Iterator[Evidence]:
                         query,
                     ),
                 }
+
+
+# -- prepared-statement cache (PB17) and the process (PB20) -------------------------------------
+
+_PREPARABLE = ("select", "insert", "update", "delete", "with", "merge", "values", "table")
+
+
+def _hot_statements(stmts: list[StatementStat], share: float) -> int:
+    """The fewest statements that make up `share` of the calls: the set a client keeps
+    re-using, which has to fit in each server connection's LRU."""
+    calls = sorted((s.calls for s in stmts), reverse=True)
+    total, need, acc = sum(calls), 0, 0
+    for c in calls:
+        if acc >= share * total:
+            break
+        acc += c
+        need += 1
+    return need
+
+
+@check("PB17")
+def prepared_cache_small(facts: Facts, card: Card) -> Iterator[Evidence]:
+    """max_prepared_statements below the statements a transaction pool's clients would
+    prepare, estimated from pg_stat_statements (it cannot tell which protocol a client used;
+    1.24's SHOW STATS parse counts would measure it)."""
+    from advisor.collect import is_advisor_text
+
+    for name, inst in _instances(facts):
+        ver = pgb.instance_version(inst)
+        if ver is not None and ver[0] < (1, 21):
+            continue  # PB02 reports the key, PB16 the missing tracking
+        value, src = pgb.setting(inst, "max_prepared_statements")
+        if src == "the built-in default" and ver is not None and ver[0] >= (1, 24):
+            value, src = "200", f"the built-in default of {ver[1]}"
+        try:
+            limit = int(value)
+        except ValueError:
+            continue
+        if limit <= 0:
+            continue  # tracking off: PB16
+        per_db: dict[str, list[StatementStat]] = {}
+        pools_of: dict[str, set[str]] = {}
+        for stmt, pools in _routed(facts, ("transaction", "statement")):
+            text = (stmt.query or "").lstrip().lower()
+            if not text.startswith(_PREPARABLE) or is_advisor_text(stmt.query):
+                continue
+            if stmt.toplevel is False:
+                continue  # run inside a function: no client prepared it
+            key = stmt.database or "?"
+            per_db.setdefault(key, []).append(stmt)
+            pools_of.setdefault(key, set()).update(pools)
+        for db, stmts in sorted(per_db.items()):
+            hot = _hot_statements(stmts, card.threshold("hot_share"))
+            if hot <= limit:
+                continue
+            yield {
+                "where": f"{name} database {db}",
+                "database": db,
+                "limit": limit,
+                "source": src,
+                "version": ver[1] if ver else "unknown (max_prepared_statements needs 1.21+)",
+                "distinct": len(stmts),
+                "hot": hot,
+                "hot_share": f"{card.threshold('hot_share'):.0%}",
+                "calls": sum(s.calls for s in stmts),
+                "pools": ", ".join(sorted(pools_of[db])[:3]),
+                "recommended": pgb.ceil(hot * 1.25),
+            }
+
+
+@check("PB20")
+def cpu_bound(facts: Facts, card: Card) -> Iterator[Evidence]:
+    """The single-threaded process near its ceiling: one core, or less when its cgroup has a
+    CPU quota (a container); measured from /proc/PID/stat over the console window."""
+    for name, inst in _instances(facts):
+        proc = inst.process
+        if proc is None or proc.cpu_share is None:
+            continue
+        ceiling = min(1.0, proc.cpu_limit) if proc.cpu_limit else 1.0
+        used = proc.cpu_share / ceiling
+        if used < card.threshold("share"):
+            continue
+        samples = inst.console.samples if inst.console else []
+        waiting = max((s.cl_waiting for s in samples), default=None)
+        yield {
+            "where": name,
+            "pid": proc.pid,
+            "cpu": f"{proc.cpu_share:.2f}",
+            "ceiling": f"{ceiling:g} core"
+            + (" (its cgroup's CPU quota)" if ceiling < 1.0 else " (one thread)"),
+            "used": f"{used:.0%}",
+            "seconds": inst.console.seconds if inst.console else "?",
+            "queue": f"up to {waiting} clients waiting (cl_waiting)"
+            if waiting is not None
+            else "no console reading, so the client queue is unknown",
+        }

@@ -735,7 +735,9 @@ def _cpu_ticks(pid: int) -> int | None:
 
 def find_process(ini: PgBouncerIniFact) -> PgBouncerProcessFact | None:
     """The running PgBouncer of this ini, through its pidfile, when it runs on this machine:
-    its open-files limit (/proc/PID/limits) and the start-up log line that states the need."""
+    its open-files limit (/proc/PID/limits), the start-up log line that states the need, and
+    the CPU quota of its cgroup (PB20: a container's quota is its ceiling, not one core)."""
+    from advisor.collect.hardware import read_cgroup_limits
     from advisor.snapshot import PgBouncerProcessFact
 
     entries = last_entries(ini, "pgbouncer")
@@ -750,7 +752,8 @@ def find_process(ini: PgBouncerIniFact) -> PgBouncerProcessFact | None:
                 return None
     except (OSError, ValueError, IndexError):
         return None
-    fact = PgBouncerProcessFact(pid=pid)
+    limits = read_cgroup_limits(pid)
+    fact = PgBouncerProcessFact(pid=pid, cpu_limit=limits.cpu_quota if limits else None)
     try:
         with open(f"/proc/{pid}/limits", encoding="ascii") as fh:
             for line in fh:

@@ -158,8 +158,13 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
         n_pools = sum(len(v) for v in by_db.values()) or 1
         share = available // count if available is not None else None
         shared: list[tuple[str, int, int, list[str]]] = []
+        # Queueing behind PgBouncer's own CPU (PB20) or behind a database cap the pools already
+        # exceed (PB09) is not cured by larger pools: those findings carry the advice.
+        cpu_bound = any(f.rule == "PB20" and f.where == label for f in findings)
         for db, ps in sorted(by_db.items()):
             pool = ps[0]
+            if cpu_bound or 0 < pool.max_db < sum(p.size for p in ps):
+                continue
             load = _load_from_console(inst, db) or _load_from_pgss(facts, pool.server_db)
             parts: list[str] = []
             target: int | None = None
@@ -186,6 +191,12 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                         "transactions or add hardware rather than connections"
                     )
                     target = knee
+            if target is not None and pool.max_db > 0 and target * len(ps) > pool.max_db:
+                parts.append(
+                    f"max_db_connections = {pool.max_db} caps the {len(ps)} pool(s) of {db} "
+                    f"together, below {len(ps)} x {target}: raise it as well, or the pools "
+                    "wait for each other's servers (PB09)"
+                )
             if share is not None and target is not None:
                 per_pool = max(1, share // n_pools)
                 if target > per_pool:
@@ -216,7 +227,7 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                     current=str(pool.size),
                     recommended=str(target),
                     requires="reload",
-                    because=because_db(db, "PB05", "PB06", "PB03", "PB10"),
+                    because=because_db(db, "PB05", "PB06", "PB03", "PB09", "PB10"),
                     formula="; ".join(parts),
                     apply=f"{db} = ... pool_size={target}   then {RELOAD}",
                 )
@@ -236,7 +247,7 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                         {
                             c
                             for x in shared
-                            for c in because_db(x[0], "PB05", "PB06", "PB03", "PB10")
+                            for c in because_db(x[0], "PB05", "PB06", "PB03", "PB09", "PB10")
                         }
                     ),
                     formula=f"sized for {db}, the busiest of them: " + "; ".join(parts),
