@@ -707,7 +707,7 @@ class PoolingPane(Vertical):
                 peak_waiting = max((s.cl_waiting for s in ss), default=0)
                 hot = f"{name} pool {p.database}/{p.user}" in saturated
                 table.add_row(
-                    f"{prefix}{p.database}/{p.user}",
+                    Text(f"{prefix}{p.database}/{p.user}", style="bold red" if hot else ""),
                     p.mode,
                     f"{p.size}+{p.reserve}" if p.reserve else str(p.size),
                     str(peak_active) if ss else "-",
@@ -747,7 +747,7 @@ class PoolingPane(Vertical):
         max_pool = int(view.number("max_pool"))
         text = Text(f"pgpool-II {pp.version or view.version_text}", style="bold")
         text.append(f"  {pp.conf_file or 'no pgpool.conf'}", style="dim")
-        text.append("  console" if pp.console else "  no console", style="dim")
+        text.append(f"  console {pp.dsn_host}" if pp.console else "  no console", style="dim")
         text.append(f"\nnum_init_children {children} x max_pool {max_pool}")
         text.append(f" = {children * max_pool} backend connections per node\n")
         if pp.samples:
