@@ -5,10 +5,12 @@ Statements tab) run against a real PostgreSQL 18 (fails under CI=true when it is
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -321,45 +323,118 @@ async def test_live_explain_and_confirmed_analyze_from_statements(
         ], status(app)
 
 
-async def test_pooling_tab_shows_pooler_facts_and_a_clear_empty_state() -> None:
-    # Real captures: PgBouncer 1.18 with a saturated pool, pgpool-II 4.3.5 with exhausted children.
-    for name, kind, leaf, code, advice in (
-        (
-            "pgbouncer_busy_pg18.json",
-            "pgbouncer",
-            "version=1.18.0, version_source=SHOW VERSION",
-            "PB05",
-            "pool_size = ",
-        ),
-        ("pgpool_saturated_pg15.json", "pgpool", "", "PP02", "num_init_children = "),
-    ):
-        app = app_on(SNAPS / name)
-        async with app.run_test(size=SIZE) as pilot:
-            await loaded(pilot)
-            await pilot.press("6")
-            tree = app.query_one("#pool-tree", Tree)
-            assert tree.display
+@dataclass
+class PoolingTab:
+    facts: str
+    advice: str
+    rules: set[str]
+    pools: list[list[str]] | None  # None: the table is hidden
+    nodes: list[list[str]] | None
 
-            def labels(node: Any) -> list[str]:
-                return [str(node.label), *(x for c in node.children for x in labels(c))]
 
-            shown = labels(tree.root)
-            assert kind in shown
-            assert not leaf or leaf in shown
-            assert f"Pooler data: {kind}" in str(app.query_one("#pool-facts", Static).render())
-            assert advice in str(app.query_one("#pool-recs", Static).render())
-            rules = {f.rule for f in app.query_one("#pool-findings", FindingsView).findings}
-            assert code in rules
-
-    app = app_on(MISBUDGETED)
+async def pooling(path: Path) -> PoolingTab:
+    """What the Pooling tab shows on a snapshot."""
+    app = app_on(path)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        assert not app.query_one("#pool-tree", Tree).display
-        assert "No pooler data" in str(app.query_one("#pool-facts", Static).render())
-        # The sizing advice comes from the server alone; CN findings are listed here too.
-        assert "default_pool_size" in str(app.query_one("#pool-recs", Static).render())
-        rules = {f.rule for f in app.query_one("#pool-findings", FindingsView).findings}
-        assert rules and all(r.startswith(("CN", "PB", "PP")) for r in rules)
+        await pilot.press("6")
+        await pilot.pause()
+
+        def rows(selector: str) -> list[list[str]] | None:
+            table: DataTable[Any] = app.query_one(selector, DataTable)
+            if not table.display:
+                return None
+            return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+        return PoolingTab(
+            facts=str(app.query_one("#pool-facts", Static).render()),
+            advice=str(app.query_one("#pool-recs", Static).render()),
+            rules={f.rule for f in app.query_one("#pool-findings", FindingsView).findings},
+            pools=rows("#pool-pools"),
+            nodes=rows("#pool-nodes"),
+        )
+
+
+async def test_pooling_tab_shows_pgbouncer_pools_saturation_and_budgets() -> None:
+    # PgBouncer 1.18 captured with clients queueing on sess (session mode, pool_size 1) and app.
+    snap = SNAPS / "pgbouncer_busy_pg18.json"
+    tab = await pooling(snap)
+    facts, advice, rules = tab.facts, tab.advice, tab.rules
+    assert "PgBouncer 1.18.0" in facts and "pool_mode transaction" in facts
+    assert "max_client_conn 200" in facts and "default_pool_size 20" in facts
+    assert "206 / 64" in facts  # fds: 200 clients + 6 servers, against ulimit -n 64 (hard 20000)
+    assert "6 / 97" in facts  # pools 1 + 1 + 4 against max_connections 100 - 3 reserved
+    # pool, mode, size, sv_active peak, mean, cl_waiting peak, maxwait, state
+    peak_waiting = max(
+        s["cl_waiting"]
+        for s in json.loads(snap.read_text())["pgbouncer"]["instances"][0]["console"]["samples"]
+        if s["database"] == "sess"
+    )
+    assert tab.pools == [
+        ["app/postgres", "transaction", "1", "1", "1.0", "7", "0.35 s", "clients wait"],
+        [
+            "sess/postgres",
+            "session",
+            "1",
+            "1",
+            "1.0",
+            str(peak_waiting),
+            "4.86 s",
+            "saturated (PB05)",
+        ],
+        ["slow/postgres", "transaction", "4", "2", "2.0", "0", "0.00 s", "ok"],
+    ]
+    assert tab.nodes is None
+    assert "pool_size = 6" in advice and "LimitNOFILE = 1024" in advice
+    assert {"PB04", "PB05", "PB06"} <= rules
+
+    # Without a console: the pools PgBouncer would run from the ini, 3 instances' budget.
+    tab = await pooling(SNAPS / "pgbouncer_misconfigured_pg18.json")
+    facts, rules = tab.facts, tab.rules
+    assert tab.pools == [
+        ["appdb/app", "transaction", "20+10", "-", "-", "-", "-", "from misconfigured.ini:3"],
+        ["reports/app", "transaction", "20+2", "-", "-", "-", "-", "from misconfigured.ini:4"],
+    ]
+    assert "server connections (x3)" in facts and "156 / 37" in facts
+    assert "default_pool_size 50 ; per db" in facts  # as written: PB01's inline comment
+    assert "PB03" in rules
+
+
+async def test_pooling_tab_shows_pgpool_children_nodes_and_budgets() -> None:
+    # pgpool-II 4.3.5 with all 3 children busy and a client in the accept queue.
+    tab = await pooling(SNAPS / "pgpool_saturated_pg15.json")
+    facts, advice, rules = tab.facts, tab.advice, tab.rules
+    assert "pgpool-II 4.3.5" in facts and "num_init_children 3 x max_pool 1" in facts
+    assert "3 / 3" in facts and "clients waiting (peak) 1" in facts
+    assert "8 / 27" in facts and "8 / 37" in facts  # 2 x 3 + 2 checks per node, cancel-safe
+    # node, host:port, role, status, lb_weight, select_cnt, delay
+    assert tab.nodes == [
+        ["0", "127.0.0.1:42789", "primary", "up", "0", "450", "0"],
+        ["1", "127.0.0.1:42129", "standby", "up", "1", "303", "0"],
+    ]
+    assert tab.pools is None
+    assert "num_init_children = 4" in advice
+    assert {"PP02", "PP03"} <= rules
+
+    # pgpool.conf alone: its nodes, no live state, the over-budget node.
+    tab = await pooling(SNAPS / "pgpool_misconfigured_pg15.json")
+    facts, advice, rules = tab.facts, tab.advice, tab.rules
+    assert "no console samples" in facts and "33 / 27" in facts
+    assert [r[:4] for r in tab.nodes or []] == [
+        ["0", "127.0.0.1:42789", "-", "no console"],
+        ["1", "127.0.0.1:42129", "-", "no console"],
+    ]
+    assert "num_init_children = 6" in advice and "PP01" in rules
+
+
+async def test_pooling_tab_without_pooler_data_says_so() -> None:
+    tab = await pooling(MISBUDGETED)
+    facts, advice, rules = tab.facts, tab.advice, tab.rules
+    assert tab.pools is None and tab.nodes is None
+    assert "No pooler data" in facts
+    # The sizing advice comes from the server alone; CN findings are listed here too.
+    assert "default_pool_size" in advice
+    assert rules and all(r.startswith(("CN", "PB", "PP")) for r in rules)
 
 
 async def test_command_palette_switches_tabs() -> None:

@@ -74,7 +74,9 @@ TABS = {
     "recommendations": ("misbudgeted_pg18.json", ("3",)),
     "plans": ("underprovisioned_pg18.json", ("4", "down", "down", "down", "down")),
     "statements": ("workload_pg15.json", ("5", "down")),
-    "pooling": ("busy_pg18.json", ("6",)),
+    "pooling": ("busy_pg18.json", ("6",)),  # no pooler data: the server's CN findings
+    "pooling-pgbouncer": ("pgbouncer_busy_pg18.json", ("6",)),
+    "pooling-pgpool": ("pgpool_saturated_pg15.json", ("6",)),
     "help": ("misbudgeted_pg18.json", ("question_mark",)),
 }
 

@@ -6,8 +6,9 @@ them anyway, so the first frame does not wait for them."""
 from __future__ import annotations
 
 import json
+import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,7 +19,10 @@ from textual.widgets.tree import TreeNode
 from advisor.plan import Plan, PlanNode
 from advisor.render import _md_text
 from advisor.report import SEVERITY_RANK, Finding, Recommendation, Report
-from advisor.tui.source import Loaded, pooler_facts
+from advisor.tui.source import Loaded
+
+if TYPE_CHECKING:
+    from advisor.engine import Facts
 
 PlanRef = tuple[Plan, PlanNode | None]  # what a Plans tree item points at
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -31,9 +35,11 @@ def severity_text(severity: str) -> Text:
     return Text(severity, style=SEVERITY_STYLE.get(severity, ""))
 
 
-def gauge(label: str, value: float | None, total: float | None, width: int = 30) -> Text:
+def gauge(
+    label: str, value: float | None, total: float | None, width: int = 30, label_width: int = 36
+) -> Text:
     """`label  ███████░░░░  6 / 8` — a bar that never animates (snapshot tests stay stable)."""
-    text = Text(f"{label:<36}")
+    text = Text(f"{label:<{label_width - 1}} ")
     if value is None or not total:
         text.append("unknown", style="dim")
         return text
@@ -591,69 +597,206 @@ def is_pooling_finding(f: Finding) -> bool:
     return f.rule.startswith(("CN", "PB", "PP"))
 
 
-def _plain(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(mode="json") if callable(dump) else value
-
-
-MAX_ITEMS = 50  # per list in the pooler tree; the rest is counted, not drawn
-
-
-def add_facts(parent: TreeNode[None], value: Any, depth: int = 0) -> None:
-    """Any JSON-shaped pooler facts as a tree: scalars of a mapping on one line, nested
-    mappings and lists as branches (open for the first two levels)."""
-    if isinstance(value, dict):
-        scalars = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
-        if scalars:
-            parent.add_leaf(", ".join(f"{k}={v}" for k, v in scalars.items() if v is not None))
-        for key, sub in value.items():
-            if isinstance(sub, dict | list) and sub:
-                branch = parent.add(f"{key} ({len(sub)})", expand=depth < 1)
-                add_facts(branch, sub, depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value[:MAX_ITEMS]):
-            if isinstance(item, dict | list):
-                add_facts(parent.add(f"[{i}]", expand=depth < 1), item, depth + 1)
-            else:
-                parent.add_leaf(str(item))
-        if len(value) > MAX_ITEMS:
-            parent.add_leaf(f"... {len(value) - MAX_ITEMS} more")
-    else:
-        parent.add_leaf(str(value))
+def _pool_state(peak_waiting: int, peak_active: int, size: int, saturated: bool) -> Text:
+    if saturated:
+        return Text("saturated (PB05)", style="bold red")
+    if peak_waiting:
+        return Text("clients wait", style="yellow")
+    if size and peak_active >= size:
+        return Text("full", style="yellow")
+    return Text("ok", style="green")
 
 
 class PoolingPane(Vertical):
+    """PgBouncer instances and pools, pgpool-II children and backend nodes, with the budgets
+    the PB03/PP01 rules judge, the pooler sizing advice and the CN/PB/PP findings."""
+
+    POOL_COLUMNS = ("pool", "mode", "size", "sv_active peak", "sv_active mean", "cl_waiting peak")
+    NODE_COLUMNS = ("node", "host:port", "role", "status", "lb_weight", "select_cnt", "delay")
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="pool-top"):
-            tree: Tree[None] = Tree("pooler facts", id="pool-tree")
-            tree.show_root = False
-            yield tree
+            yield Static(NO_REPORT, id="pool-facts")
             with VerticalScroll(id="pool-side"):
-                yield Static(NO_REPORT, id="pool-facts", classes="box")
-                yield Static("", id="pool-recs", classes="box")
+                yield Static("", id="pool-recs")
+        pools: DataTable[Any] = DataTable(id="pool-pools", zebra_stripes=True)
+        for label in (*self.POOL_COLUMNS, "maxwait", "state"):
+            pools.add_column(label, key=label)
+        yield pools
+        nodes: DataTable[Any] = DataTable(id="pool-nodes", zebra_stripes=True)
+        for label in self.NODE_COLUMNS:
+            nodes.add_column(label, key=label)
+        yield nodes
         yield FindingsView(id="pool-findings", empty="No connection or pooler findings.")
 
     def show(self, loaded: Loaded) -> None:
-        facts = pooler_facts(loaded.snapshot)
-        tree: Tree[None] = self.query_one("#pool-tree", Tree)
-        tree.clear()
-        tree.display = bool(facts)
-        for name, value in facts.items():
-            add_facts(tree.root.add(name, expand=True), _plain(value))
-        if facts:
-            self.query_one("#pool-facts", Static).update(
-                Text.assemble(("Pooler data: ", "bold"), ", ".join(facts), " (the tree)")
+        from advisor.snapshot import facts_from_snapshot
+
+        snap = loaded.snapshot
+        facts = facts_from_snapshot(snap) if snap is not None else None
+        findings = [f for f in loaded.report.findings if is_pooling_finding(f)]
+        bouncer = facts is not None and facts.pgbouncer is not None
+        pgpool = facts is not None and facts.pgpool is not None
+        summary = Text()
+        if facts is not None and bouncer:
+            summary.append_text(self._pgbouncer(facts, findings))
+        if facts is not None and pgpool:
+            if bouncer:
+                summary.append("\n\n")
+            summary.append_text(self._pgpool(facts))
+        if not (bouncer or pgpool):
+            summary.append("No pooler data", style="bold")
+            summary.append(
+                " in this report. Collect it with `advisor report --pgbouncer-ini FILE` / "
+                "`--pgbouncer-dsn DSN` or `--pgpool-conf FILE` / `--pgpool-dsn DSN`; the sizing "
+                "advice comes from the server alone."
             )
-        else:
-            self.query_one("#pool-facts", Static).update(
-                Text.assemble(
-                    ("No pooler data", "bold"),
-                    " in this report. Collect it with `advisor report --pgbouncer-ini FILE` / "
-                    "`--pgbouncer-dsn DSN` or `--pgpool-conf FILE` / `--pgpool-dsn DSN`; "
-                    "the sizing advice below comes from the server alone.",
+        self.query_one("#pool-facts", Static).update(summary)
+        self.query_one("#pool-pools").display = bouncer
+        self.query_one("#pool-nodes").display = pgpool
+        self.query_one("#pool-recs", Static).update(self._advice(loaded.report.recommendations))
+        self.query_one(FindingsView).show(findings)
+
+    def _pgbouncer(self, facts: Facts, findings: list[Finding]) -> Text:
+        """Each instance's settings, its FD limit, the pools table and the server budget."""
+        from advisor.checks.pgbouncer import _by_pool, _instances
+        from advisor.checks.server import _num
+        from advisor.pooler import pgbouncer as pgb
+
+        assert facts.pgbouncer is not None
+        saturated = {f.where for f in findings if f.rule == "PB05"}
+        table: DataTable[Any] = self.query_one("#pool-pools", DataTable)
+        table.clear()
+        listed = list(_instances(facts))
+        text = Text()
+        budgets = []
+        for i, (name, inst) in enumerate(listed):
+            text.append(f"PgBouncer {inst.version or '?'}", style="bold")
+            text.append(f"  ({inst.version_source or 'version unknown'})\n", style="dim")
+            if inst.ini is not None:
+                text.append(f"ini {inst.ini.path}\n")
+            if inst.console is not None:
+                text.append(f"console {inst.console.dsn}\n")
+            values = [
+                f"{key} {pgb.setting(inst, key)[0]}"
+                for key in (
+                    "pool_mode",
+                    "max_client_conn",
+                    "default_pool_size",
+                    "reserve_pool_size",
+                    "max_db_connections",
                 )
+            ]
+            text.append(" · ".join(values) + "\n")
+            proc = inst.process
+            soft = proc.nofile_soft if proc is not None else None
+            text.append_text(
+                gauge("open files needed / ulimit -n", pgb.fd_need(inst), soft, 14, 30)
             )
-        recs = [r for r in loaded.report.recommendations if r.kind in POOLER_KINDS]
+            if proc is not None and proc.nofile_hard is not None:
+                text.append(f"  (hard {proc.nofile_hard})", style="dim")
+            text.append("\n")
+            budget, _ = pgb.server_budget(inst)
+            budgets.append(budget)
+            prefix = f"#{i + 1} " if len(listed) > 1 else ""
+            samples = _by_pool(inst.console.samples) if inst.console is not None else {}
+            for p in pgb.pools(inst):
+                ss = samples.get((p.database, p.user), [])
+                active = [s.sv_active for s in ss]
+                peak_active = max(active, default=0)
+                peak_waiting = max((s.cl_waiting for s in ss), default=0)
+                hot = f"{name} pool {p.database}/{p.user}" in saturated
+                table.add_row(
+                    Text(f"{prefix}{p.database}/{p.user}", style="bold red" if hot else ""),
+                    p.mode,
+                    f"{p.size}+{p.reserve}" if p.reserve else str(p.size),
+                    str(peak_active) if ss else "-",
+                    f"{sum(active) / len(active):.1f}" if ss else "-",
+                    Text(str(peak_waiting), style="bold red" if peak_waiting else "")
+                    if ss
+                    else "-",
+                    f"{max(s.maxwait_s for s in ss):.2f} s" if ss else "-",
+                    _pool_state(peak_waiting, peak_active, p.size, hot)
+                    if ss
+                    else Text(f"from {os.path.basename(p.where)}", style="dim"),
+                )
+        # The server-connection budget, as PB03 counts it (replicas open their own).
+        count = max(facts.pgbouncer.instance_count, len(listed))
+        total = sum(budgets) + (count - len(listed)) * (budgets[0] if budgets else 0)
+        max_conn = _num(facts, "max_connections")
+        reserved = (_num(facts, "superuser_reserved_connections") or 0) + (
+            _num(facts, "reserved_connections") or 0
+        )
+        available = None if max_conn is None else max_conn - reserved
+        label = "server connections" + (f" (x{count})" if count > 1 else "")
+        text.append_text(gauge(label, total, available, 14, 30))
+        if max_conn is not None:
+            text.append(f"\n  of max_connections {max_conn:g} - {reserved:g} reserved", style="dim")
+        return text
+
+    def _pgpool(self, facts: Facts) -> Text:
+        """Version, children x max_pool, busy children and waiting clients, the nodes table and
+        each node's backend budget (children x max_pool + checks; cancels double it)."""
+        from advisor.pooler.pgpool import PgpoolView
+        from advisor.pooler.pgpool_sizing import demand, node_budgets
+
+        assert facts.pgpool is not None
+        pp = facts.pgpool
+        view = PgpoolView(pp)
+        children = int(view.number("num_init_children"))
+        max_pool = int(view.number("max_pool"))
+        text = Text(f"pgpool-II {pp.version or view.version_text}", style="bold")
+        text.append(f"  {pp.conf_file or 'no pgpool.conf'}", style="dim")
+        text.append(f"  console {pp.dsn_host}" if pp.console else "  no console", style="dim")
+        text.append(f"\nnum_init_children {children} x max_pool {max_pool}")
+        text.append(f" = {children * max_pool} backend connections per node\n")
+        if pp.samples:
+            d = demand(facts, view)
+            peak = max(s.busy for s in pp.samples)
+            text.append_text(gauge("children busy (peak)", peak, children, 14, 30))
+            waiting = "?" if d.peak_waiting is None else str(d.peak_waiting)
+            seconds = f"{len(pp.samples)} samples over {pp.sample_seconds:.1f} s"
+            text.append(f"\nclients waiting (peak) {waiting}")
+            text.append("  in the accept queue\n", style="dim")
+            text.append(f"  {seconds}; one busy child is the advisor's console\n", style="dim")
+        else:
+            text.append("no console samples (busy children unknown)\n", style="dim")
+        base = children * max_pool
+        for b in node_budgets(facts, view):  # as PP01: cancel requests double the children's
+            label = f"node {b.node} backends, cancel-safe"
+            text.append_text(gauge(label, 2 * base + b.checks, b.available, 14, 30))
+            text.append(
+                f"\n  2 x {base} + {b.checks} checks of max_connections {b.max_connections} - "
+                f"{b.superuser_reserved + b.reserved} reserved"
+                + ("" if b.source.startswith("read from") else f" ({b.source})")
+                + "\n",
+                style="dim",
+            )
+        for address in pp.unreachable:
+            text.append(f"node {address}: limits unknown (unreachable)\n", style="yellow")
+        table: DataTable[Any] = self.query_one("#pool-nodes", DataTable)
+        table.clear()
+        for n in pp.nodes:
+            status = n.status if n.pg_status in (None, n.status) else f"{n.status}/{n.pg_status}"
+            table.add_row(
+                str(n.node_id),
+                f"{n.hostname}:{n.port}",
+                n.role,
+                Text(status, style="green" if status == "up" else "bold red"),
+                f"{n.lb_weight:g}",
+                str(n.select_cnt),
+                n.replication_delay or "-",
+            )
+        if not pp.nodes:  # no console: the nodes pgpool.conf lists
+            for node in view.node_ids():
+                weight = view.setting(f"backend_weight{node}").value or "-"
+                no = Text("no console", style="dim")
+                table.add_row(str(node), view.node_address(node), "-", no, weight, "-", "-")
+        return text
+
+    @staticmethod
+    def _advice(recommendations: list[Recommendation]) -> Text:
+        recs = [r for r in recommendations if r.kind in POOLER_KINDS]
         text = Text("Pooler sizing advice\n", style="bold")
         if not recs:
             text.append("none", style="dim")
@@ -664,10 +807,7 @@ class PoolingPane(Vertical):
             text.append(f"  {r.formula}\n", style="dim")
             for line in r.apply.splitlines():
                 text.append(f"    {line}\n")
-        self.query_one("#pool-recs", Static).update(text)
-        self.query_one(FindingsView).show(
-            [f for f in loaded.report.findings if is_pooling_finding(f)]
-        )
+        return text
 
 
 # -- Paste ----------------------------------------------------------------------------------------

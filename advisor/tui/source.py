@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from advisor.plan import Plan
 from advisor.report import Report
@@ -135,17 +135,3 @@ def explain_statement(base: Loaded, sql: str, *, analyze: bool) -> Loaded:
     new = [build_plan(d, source=label, index=len(earlier) + i) for i, d in enumerate(docs, 1)]
     extra = [*earlier, *new]
     return analyse_snapshot(base.snapshot, base.origin, live=True, dsn=base.dsn, extra=extra)
-
-
-def pooler_facts(snap: Snapshot | None) -> dict[str, Any]:
-    """Snapshot fields about poolers (names starting pgbouncer/pgpool), whatever their shape:
-    the pooler collectors add them; the Pooling tab shows what is there."""
-    if snap is None:
-        return {}
-    out: dict[str, Any] = {}
-    for name in type(snap).model_fields:
-        if name.startswith(("pgbouncer", "pgpool", "pooler")):
-            value = getattr(snap, name)
-            if value:
-                out[name] = value
-    return out
