@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from advisor.checks.base import format_bytes
+from advisor.checks.base import analysed_plans, format_bytes, setting_bytes
 from advisor.checks.server import _bytes, _cores, _memory, _num, source_text
 from advisor.engine import Facts
 from advisor.report import Finding, Recommendation, Requires
@@ -22,6 +22,10 @@ from advisor.report import Finding, Recommendation, Requires
 MB = 1024**2
 NODES_PER_QUERY = 2  # sort/hash nodes per query in the worst-case memory budget (PQ006's)
 WORK_MEM_FLOOR_MB = 4
+WORK_MEM_CAP_MB = 1024  # a raise never goes above this server-wide: bigger needs go per role
+RAISE_FACTOR = 4  # raise work_mem when the budget is at least this many times the current value
+PGTUNE_MIN_CORES = 4  # PGTune emits no parallel settings below 4 cores (knowledge §6.2)
+DEFAULT_PER_GATHER = 2  # the built-in default of both per-gather limits
 MIN_CONNECTIONS = 20
 SERVER = "server (ALTER SYSTEM)"
 
@@ -107,7 +111,7 @@ class _Advisor:
         pool = self.parallel_workers()
         self.worker_processes(pool)
         self.per_gather(pool)
-        self.maintenance_workers()
+        self.maintenance_workers(pool)
         self.connections(pool)
         self.work_mem(pool)
         self.superuser_slots()
@@ -184,8 +188,7 @@ class _Advisor:
         if self.cores is None:
             return
         cores = self.cores
-        baseline = min(4, math.ceil(cores / 2))
-        formula = f"min(4, ceil(cores / 2)) = min(4, ceil({cores:g} / 2)) = {baseline} (PGTune)"
+        baseline, formula = _per_gather_baseline(cores)
         value = baseline
         peaks = self.peaks
         if peaks is not None and peaks.active >= 2 and peaks.active * (1 + baseline) > cores:
@@ -270,20 +273,26 @@ class _Advisor:
                 out.append((where, "database_setting", where, prefix, s.value))
         return out
 
-    def maintenance_workers(self) -> None:
+    def maintenance_workers(self, pool: float | None) -> None:
         if self.cores is None:
             return
-        value = min(4, math.ceil(self.cores / 2))
+        value, formula = _per_gather_baseline(self.cores)
+        if pool is not None and value > pool:
+            value = int(pool)
+            formula += f", capped at max_parallel_workers {pool:g} (the workers come from it)"
         self.add_setting(
             "max_parallel_maintenance_workers",
             float(value),
-            f"max_parallel_maintenance_workers = min(4, ceil(cores / 2)) = min(4, "
-            f"ceil({self.cores:g} / 2)) = {value} (PGTune); {self.cores_text}; current "
+            f"max_parallel_maintenance_workers = {formula}; {self.cores_text}; current "
             f"{self.current('max_parallel_maintenance_workers')}",
             [],
         )
 
     def work_mem(self, pool: float | None) -> None:
+        """work_mem from the memory budget of knowledge §6.7: lowered when the current value
+        overcommits RAM (PQ006), raised when the budget is at least RAISE_FACTOR x the current
+        value whatever set it (2x for the built-in default, which never saw the hardware), and
+        per role/database for ALTER ROLE/DATABASE values that low."""
         mem = _memory(self.facts)
         conns = self.connections_after
         shared = _bytes(self.facts, "shared_buffers", "8kB")
@@ -292,45 +301,108 @@ class _Advisor:
         if mem is None or conns is None or shared is None or current is None or pool is None:
             return
         ram, ram_how = mem
-        processes = conns + pool
-        budget = (ram - shared) / (processes * NODES_PER_QUERY * multiplier)
-        value_mb = _round_mb(budget / MB)
-        floor_note = ""
-        if budget / MB < WORK_MEM_FLOOR_MB:
-            floor_note = (
-                f"; the budget is below the {WORK_MEM_FLOOR_MB}MB floor: fewer connections "
-                "(a pooler) is the real fix"
+        budget = (ram - shared) / ((conns + pool) * NODES_PER_QUERY * multiplier)
+        fit_mb = _round_mb(budget / MB)
+        raise_mb = min(fit_mb, WORK_MEM_CAP_MB)
+
+        def formula(value_mb: int) -> str:
+            cap = f", cap {WORK_MEM_CAP_MB}MB: more goes per role" if value_mb < fit_mb else ""
+            return (
+                f"work_mem budget = (RAM - shared_buffers) / ((max_connections + "
+                f"max_parallel_workers) x nodes_per_query x hash_mem_multiplier) = "
+                f"({format_bytes(ram)} - {format_bytes(shared)}) / (({conns:g} + {pool:g}) "
+                f"x {NODES_PER_QUERY} x {multiplier:g}) = {format_bytes(budget)}, rounded "
+                f"down to a power of two or 1.5x one (floor {WORK_MEM_FLOOR_MB}MB"
+                f"{cap}) = {value_mb}MB; the budget counts every parallel worker as a process with "
+                f"its own work_mem and hash nodes at work_mem x hash_mem_multiplier; RAM {ram_how}"
             )
-        value = value_mb * MB
-        lower = current > value
-        hardware_blind = (
-            source_text(self.facts, "work_mem") == "the built-in default" and value >= 2 * current
+
+        spills, spill_codes = self.spill_evidence()
+        source = source_text(self.facts, "work_mem")
+        lower = current > fit_mb * MB
+        # never raise past the budget itself (the 4MB floor is for lowering)
+        raise_ = budget >= raise_mb * MB and (
+            raise_mb * MB >= RAISE_FACTOR * current
+            or (source == "the built-in default" and raise_mb * MB >= 2 * current)
         )
-        if not (lower or hardware_blind):
-            return
-        self.recs.append(
-            Recommendation(
-                kind="setting",
-                name="work_mem",
-                scope=SERVER,
-                current=format_bytes(current),
-                recommended=f"{value_mb}MB",
-                requires=self.requires("work_mem"),
-                because=self.because("PQ006") if lower else [],
-                formula=(
-                    f"work_mem budget = (RAM - shared_buffers) / ((max_connections + "
-                    f"max_parallel_workers) x nodes_per_query x hash_mem_multiplier) = "
-                    f"({format_bytes(ram)} - {format_bytes(shared)}) / (({conns:g} + {pool:g}) "
-                    f"x {NODES_PER_QUERY} x {multiplier:g}) = {format_bytes(budget)}, rounded "
-                    f"down to {value_mb}MB (floor {WORK_MEM_FLOOR_MB}MB); the budget counts "
-                    f"every parallel worker as a process with its own work_mem and hash nodes "
-                    f"at work_mem x hash_mem_multiplier; RAM {ram_how}; current "
-                    f"{format_bytes(current)} ({source_text(self.facts, 'work_mem')})"
-                    f"{floor_note}"
-                ),
-                apply=f"ALTER SYSTEM SET work_mem = '{value_mb}MB';",
+        if lower or raise_:
+            value_mb = fit_mb if lower else raise_mb
+            if lower:
+                floor_note = ""
+                if budget / MB < WORK_MEM_FLOOR_MB:
+                    floor_note = (
+                        f"; the budget is below the {WORK_MEM_FLOOR_MB}MB floor: fewer "
+                        "connections (a pooler) is the real fix"
+                    )
+                why = f"; above the budget: lower it so the worst case fits RAM (PQ006){floor_note}"
+            else:
+                why = f"; {raise_mb}MB is {raise_mb * MB / current:.0f}x the current value{spills}"
+            self.recs.append(
+                Recommendation(
+                    kind="setting",
+                    name="work_mem",
+                    scope=SERVER,
+                    current=format_bytes(current),
+                    recommended=f"{value_mb}MB",
+                    requires=self.requires("work_mem"),
+                    because=self.because("PQ006") if lower else spill_codes,
+                    formula=f"{formula(value_mb)}; current {format_bytes(current)} ({source}){why}",
+                    apply=f"ALTER SYSTEM SET work_mem = '{value_mb}MB';",
+                )
             )
+        for where, kind, scope, prefix, raw in self.overrides("work_mem"):
+            mine = setting_bytes(raw, 1024)
+            if mine is None or budget < raise_mb * MB or raise_mb * MB < RAISE_FACTOR * mine:
+                continue
+            self.recs.append(
+                Recommendation(
+                    kind=kind,  # type: ignore[arg-type]
+                    name="work_mem",
+                    scope=scope,
+                    current=raw,
+                    recommended=f"{raise_mb}MB",
+                    requires="session",
+                    because=spill_codes,
+                    formula=(
+                        f"{where}: work_mem {raw} ({prefix} SET) "
+                        f"overrides the server's for its sessions; {formula(raise_mb)}: "
+                        f"{raise_mb * MB / mine:.0f}x that value{spills}"
+                    ),
+                    apply=f"{prefix} SET work_mem = '{raise_mb}MB';",
+                )
+            )
+
+    def spill_evidence(self) -> tuple[str, list[str]]:
+        """Where the snapshot saw sorts and hashes go to disk: captured plans, pg_stat_statements'
+        temp_blks_written, pg_stat_database's temp_bytes. ('; spills seen: ...', rule codes)."""
+        snap = self.facts.snapshot
+        assert snap is not None
+        seen = []
+        spilled = sum(
+            1
+            for plan in analysed_plans(self.facts)
+            if any(node.all_spills() for node, _ in plan.walk())
         )
+        if spilled:
+            seen.append(f"{spilled} captured EXPLAIN ANALYZE plans spilled to disk")
+        temp = [s for s in snap.statements if s.temp_blks_written]
+        if temp:
+            blocks = sum(s.temp_blks_written or 0 for s in temp)
+            seen.append(
+                f"{len(temp)} pg_stat_statements entries wrote {format_bytes(blocks * 8192)} "
+                "to temporary files (temp_blks_written)"
+            )
+        dbs = [d for d in snap.database_stats if d.temp_bytes]
+        if dbs:
+            files = sum(d.temp_files or 0 for d in dbs)
+            total = sum(d.temp_bytes or 0 for d in dbs)
+            names = ", ".join(d.datname for d in dbs)
+            seen.append(
+                f"pg_stat_database: {files} temporary files, {format_bytes(total)} in {names} "
+                "since the statistics were reset (temp_files, temp_bytes)"
+            )
+        text = "; spills seen: " + "; ".join(seen) if seen else "; no spills seen in the snapshot"
+        return text, self.because("PQ203")
 
     def connections(self, pool: float | None) -> None:
         conns = _num(self.facts, "max_connections")
@@ -549,6 +621,18 @@ _SQL_DEFAULTS = {
 
 def _g(value: object) -> str:
     return f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
+def _per_gather_baseline(cores: float) -> tuple[int, str]:
+    """PGTune's per-gather (and maintenance) workers from 4 cores up; below that PGTune emits no
+    parallel settings, so its configuration keeps the built-in default 2 (knowledge §6.2)."""
+    if cores >= PGTUNE_MIN_CORES:
+        value = min(4, math.ceil(cores / 2))
+        return value, f"min(4, ceil(cores / 2)) = min(4, ceil({cores:g} / 2)) = {value} (PGTune)"
+    return DEFAULT_PER_GATHER, (
+        f"the built-in default {DEFAULT_PER_GATHER} on {cores:g} cores (below "
+        f"{PGTUNE_MIN_CORES} cores PGTune sets no parallel settings and keeps the default)"
+    )
 
 
 def _round_mb(mb: float) -> int:

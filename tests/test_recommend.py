@@ -81,13 +81,15 @@ def test_values_follow_the_formulas(path: Path) -> None:
     else:
         assert setting(snap, "max_parallel_workers") == pool
 
-    maint = min(4, math.ceil(cores / 2))
+    # PGTune's min(4, ceil(cores / 2)) from 4 cores up; below, PGTune sets nothing: default 2
+    baseline = min(4, math.ceil(cores / 2)) if cores >= 4 else 2
+    maint = min(baseline, pool)
     if "max_parallel_maintenance_workers" in recs:
         assert float(recs["max_parallel_maintenance_workers"].recommended) == maint
     else:
         assert setting(snap, "max_parallel_maintenance_workers") == maint
 
-    gather = min(4, math.ceil(cores / 2))
+    gather = baseline
     peaks = snap.activity_peaks()
     assert peaks is not None
     if peaks.active >= 2 and peaks.active * (1 + gather) > cores:
@@ -96,6 +98,7 @@ def test_values_follow_the_formulas(path: Path) -> None:
         rec = recs["max_parallel_workers_per_gather"]
         assert f"{peaks.active} x (1 + {gather})" in rec.formula
         assert "CN007" in rec.because
+    gather = min(gather, pool)
     if "max_parallel_workers_per_gather" in recs:
         assert float(recs["max_parallel_workers_per_gather"].recommended) == gather
     else:
@@ -118,7 +121,11 @@ def test_values_follow_the_formulas(path: Path) -> None:
         multiplier = setting(snap, "hash_mem_multiplier")
         budget = (snap.hardware.memory_bytes - shared) / ((conns + pool) * 2 * multiplier)
         value = int(recs["work_mem"].recommended.removesuffix("MB"))
-        assert max(4, budget / MiB / 1.5) <= value <= max(4, budget / MiB)
+        assert max(4, min(budget / MiB, 1024) / 1.5) <= value <= max(4, min(budget / MiB, 1024))
+        current = setting(snap, "work_mem") * 1024
+        # lowered above the budget, raised when the budget is >= 4x (2x for the default)
+        raised = 2 if snap.settings["work_mem"].source == "default" else 4
+        assert current > value * MiB or value * MiB >= raised * current
         assert recs["work_mem"].requires == "reload"
         assert "hash_mem_multiplier" in recs["work_mem"].formula
 
@@ -140,7 +147,7 @@ def test_misbudgeted_server_gets_the_worker_and_connection_budget() -> None:
     assert "a subscription runs" in mwp.formula
     assert recs["max_parallel_workers"].recommended == "2"
     assert set(recs["max_parallel_workers"].because) == {"PQ002", "PQ003", "PQ005"}
-    assert recs["max_parallel_workers_per_gather"].recommended == "1"
+    assert recs["max_parallel_workers_per_gather"].recommended == "2"  # 2 cores: the default
     # One second of samples is too short to lower max_connections: clients may be missed.
     assert "max_connections" not in recs
     assert recs["default_pool_size"].recommended == "4"  # 2 x 2 cores + 0 spindles
@@ -190,7 +197,7 @@ def test_no_snapshot_no_recommendations() -> None:
 
 
 def test_role_overrides_are_capped_at_the_pool() -> None:
-    snap = Snapshot.load(SAMPLES / "defaults_2cores_pg18.json")
+    snap = Snapshot.load(SAMPLES / "misbudgeted_pg18.json")  # 2 cores, per-gather 6, pool 4
     roles = [
         RoleDbSetting(
             role='ana"lyst', database=None, name="max_parallel_workers_per_gather", value="8"
@@ -208,6 +215,65 @@ def test_role_overrides_are_capped_at_the_pool() -> None:
     script = render_apply_script(report.recommendations)
     assert sections(script)["session"] == [rec.apply]
     pglast.parse_sql(script)
+
+
+def test_per_gather_below_four_cores_keeps_the_default() -> None:
+    """PGTune emits no parallel settings below 4 cores, so 2 cores keep the built-in 2 (no
+    recommendation at the default); from 4 cores on, PGTune's min(4, ceil(cores / 2))."""
+    snap = Snapshot.load(SAMPLES / "defaults_2cores_pg18.json")
+    recs = by_name(report_for(snap))
+    assert snap.setting("max_parallel_workers_per_gather") == "2"
+    assert "max_parallel_workers_per_gather" not in recs
+    assert "max_parallel_maintenance_workers" not in recs
+    big = by_name(report_for(Snapshot.load(SAMPLES / "defaults_64cores_pg18.json")))
+    rec = big["max_parallel_workers_per_gather"]
+    assert rec.recommended == "4"
+    assert "min(4, ceil(64 / 2)) = 4 (PGTune)" in rec.formula
+
+
+def _with_work_mem(snap: Snapshot, value_kb: str, source: str) -> Snapshot:
+    fact = snap.settings["work_mem"].model_copy(
+        update={"setting": value_kb, "source": source, "sourcefile": None}
+    )
+    return snap.model_copy(update={"settings": {**snap.settings, "work_mem": fact}})
+
+
+def test_explicitly_low_work_mem_is_raised_to_the_budget() -> None:
+    """work_mem 1MB set by the DBA on 2 cores and 64GB: the budget (160.3MB -> 128MB) is 128x
+    it, so raise it whatever set it; half the recommended value set explicitly: left alone."""
+    snap = Snapshot.load(SAMPLES / "defaults_2cores_pg18.json")
+    rec = by_name(report_for(_with_work_mem(snap, "1024", "configuration file")))["work_mem"]
+    assert rec.current == "1MB" and rec.requires == "reload"
+    assert rec.recommended == "128MB" and "= 128MB; the budget counts" in rec.formula
+    assert "current 1MB (source: configuration file); 128MB is 128x" in rec.formula
+    assert "128x the current value; no spills seen" in rec.formula
+    assert "hash_mem_multiplier" in rec.formula
+    assert rec.apply == f"ALTER SYSTEM SET work_mem = '{rec.recommended}';"
+    quiet = _with_work_mem(snap, str(64 * 1024), "configuration file")  # 2x below: enough
+    assert "work_mem" not in by_name(report_for(quiet))
+    # 1GB of RAM: the budget (863MB / 408 = 2.1MB) is below the 4MB floor: never raised to it
+    small = snap.model_copy(
+        update={"hardware": snap.hardware.model_copy(update={"memory_bytes": GiB})}
+    )
+    assert "work_mem" not in by_name(
+        report_for(_with_work_mem(small, "1024", "configuration file"))
+    )
+
+
+def test_low_work_mem_of_a_role_is_raised_per_role() -> None:
+    snap = Snapshot.load(SAMPLES / "defaults_2cores_pg18.json")
+    roles = [
+        RoleDbSetting(role="etl", database=None, name="work_mem", value="1MB"),
+        RoleDbSetting(role=None, database="dw", name="work_mem", value="1GB"),  # high: fine
+    ]
+    report = report_for(snap.model_copy(update={"role_db_settings": roles}))
+    per_role = [r for r in report.recommendations if r.name == "work_mem" and r.kind != "setting"]
+    assert len(per_role) == 1
+    rec = per_role[0]
+    assert rec.kind == "role_setting" and rec.scope == "role etl" and rec.requires == "session"
+    assert rec.apply == f"ALTER ROLE \"etl\" SET work_mem = '{rec.recommended}';"
+    assert "role etl: work_mem 1MB" in rec.formula
+    pglast.parse_sql(render_apply_script(report.recommendations))
 
 
 @pytest.mark.parametrize("path", SNAPSHOTS, ids=lambda p: p.stem)
@@ -324,7 +390,11 @@ def test_reload_statements_of_the_apply_script_quiet_the_findings(
     assert {"PQ002", "PQ005", "PQ006"} <= fired, sorted(fired)
     recs = by_name(before)
     assert recs["max_parallel_workers"].recommended == "2"
-    assert recs["max_parallel_workers_per_gather"].recommended == "1"
+    # 2 cores: below PGTune's 4, so the built-in default 2 (capped at the pool of 2)
+    assert recs["max_parallel_workers_per_gather"].recommended == "2"
+    assert "below 4 cores PGTune sets no parallel settings" in (
+        recs["max_parallel_workers_per_gather"].formula
+    )
     # (4GB - 128MB) / ((100 + 2) x 2 x 2) = 9.7MB -> 8MB
     assert recs["work_mem"].recommended == "8MB"
     assert "PQ006" in recs["work_mem"].because
@@ -341,6 +411,48 @@ def test_reload_statements_of_the_apply_script_quiet_the_findings(
     assert not {"max_parallel_workers", "max_parallel_workers_per_gather", "work_mem"} & set(
         by_name(after)
     )
+
+
+def _spill(pg: PgServer) -> None:
+    """A 200,000-group hash aggregate over 1,000,000 rows: spills at 1MB, fits in 8MB; the
+    connection is closed so pg_stat_database and pg_stat_statements get the temp files."""
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        c.execute("SET max_parallel_workers_per_gather = 0")
+        c.execute(
+            "SELECT g % 200000, sum(g) FROM generate_series(1, 1000000) g GROUP BY 1 "
+            "ORDER BY 2 DESC LIMIT 5"
+        )
+    time.sleep(1.0)
+
+
+@pytest.mark.server
+def test_explicit_low_work_mem_that_spills_is_raised(make_pg: Callable[..., PgServer]) -> None:
+    from advisor.collect import collect
+
+    pg = make_pg(18, work_mem="1MB")
+    with pg.connect(autocommit=True) as c:
+        c.execute("CREATE ROLE etl")
+        c.execute("ALTER ROLE etl SET work_mem = '2MB'")
+    _spill(pg)
+    snap = collect(pg.dsn, cores=2, memory=4 * GiB)
+    assert snap.settings["work_mem"].source == "configuration file"
+    report = analyse(facts_from_snapshot(snap))
+    role = [r for r in report.recommendations if r.kind == "role_setting"]
+    assert [(r.scope, r.current, r.apply) for r in role] == [
+        ("role etl", "2MB", """ALTER ROLE "etl" SET work_mem = '8MB';""")
+    ]
+    rec = by_name(report)["work_mem"]
+    # (4GB - 128MB) / ((100 + 2) x 2 x 2) = 9.7MB -> 8MB, 8x the 1MB set in postgresql.conf
+    assert (rec.current, rec.recommended) == ("1MB", "8MB")
+    assert "8MB is 8x the current value; spills seen:" in rec.formula
+    assert "to temporary files (temp_blks_written)" in rec.formula
+    assert "(temp_files, temp_bytes)" in rec.formula
+
+    quiet = make_pg(18, work_mem="4MB")  # explicit and within 4x of the budget
+    _spill(quiet)
+    report = analyse(facts_from_snapshot(collect(quiet.dsn, cores=2, memory=4 * GiB)))
+    assert "work_mem" not in {r.name for r in report.recommendations}
 
 
 @pytest.mark.server

@@ -29,7 +29,7 @@ from advisor.tui.source import live_source, snapshot_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPS = ROOT / "sample_snapshots"
-MISBUDGETED = SNAPS / "misbudgeted_pg18.json"  # 7 findings, 6 recommendations
+MISBUDGETED = SNAPS / "misbudgeted_pg18.json"  # 7 findings, 5 recommendations
 PLAN_SNAP = SNAPS / "underprovisioned_pg18.json"  # a captured plan with PQ115 on node 4
 WORKLOAD = SNAPS / "workload_pg15.json"  # pg_stat_statements rows with PQ102/PQ117 hazards
 PQ201_PLAN = ROOT / "sample_plans" / "pg18" / "pq201_fires_pool_exhausted.txt"
@@ -56,7 +56,7 @@ async def test_opens_on_a_snapshot_and_navigates_every_tab() -> None:
     app = app_on(MISBUDGETED)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        assert "7 findings" in status(app) and "6 recommendations" in status(app)
+        assert "7 findings" in status(app) and "5 recommendations" in status(app)
         tabs = app.query_one(TabbedContent)
         assert tabs.active == "overview"
         for key, tab in zip(

@@ -332,7 +332,7 @@ def hardware_blind_defaults(facts: Facts, card: Card) -> Iterator[Evidence]:
         if (
             per_gather is not None
             and _at_default(facts, "max_parallel_workers_per_gather")
-            and per_gather >= cores
+            and per_gather > cores  # 2 on 2-3 cores is what PGTune's config keeps (§6.2)
         ):
             found.append(f"max_parallel_workers_per_gather = {per_gather:g} ({default})")
             changes.append(("max_parallel_workers_per_gather", str(max(1, math.floor(cores / 2)))))
