@@ -7,6 +7,7 @@ unpacked into advisor.pgserver.pg_cache_dir), 15 from Debian, 18 from the embedd
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,6 +24,12 @@ def server_settings(major: int, **settings: SettingValue) -> dict[str, SettingVa
     tests' scram-sha-256 pg_hba lines reject: make it store scram verifiers like 14+."""
     extra: dict[str, SettingValue] = {"password_encryption": "scram-sha-256"} if major < 14 else {}
     return {**PG_SETTINGS, **extra, **settings}
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that the test will Ctrl-C: a shell may start background jobs
+    (a CI runner's, say) with SIGINT ignored, and Python then keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def in_ci() -> bool:

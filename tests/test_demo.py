@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from advisor.demo import PLANTED
+from tests.conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,11 +51,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _default_sigint() -> None:
-    # A shell may start background jobs with SIGINT ignored; Python keeps it ignored then.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "advisor", "demo", *args],
@@ -63,7 +59,7 @@ def _start(*args: str) -> subprocess.Popen[str]:
         text=True,
         env=_env(),
         cwd=ROOT,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
 
 

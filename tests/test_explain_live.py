@@ -23,6 +23,7 @@ import pytest
 from advisor import cli
 from advisor.collect import ADVISOR_MARKER
 from advisor.pgserver import BinDir, PgServer
+from tests.conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 200_000
@@ -198,6 +199,7 @@ def test_ctrl_c_cancels_the_server_query(pg: PgServer) -> None:
         [*cmd, "--query", "SELECT pg_sleep(60)"],
         cwd=ROOT,
         env=env,
+        preexec_fn=default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -21,7 +21,7 @@ import pytest
 
 from advisor.pgserver import PgServer
 from advisor.verify import StatementResult, VerifyRefused, verify
-from tests.conftest import require_server, server_settings
+from tests.conftest import default_sigint, require_server, server_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 AGG = "SELECT k, count(*), sum(v) FROM vt GROUP BY k"
@@ -232,6 +232,7 @@ def test_ctrl_c_cancels_the_server_query(mistuned: PgServer) -> None:
         [sys.executable, "-m", "advisor", "verify", "--dsn", mistuned.dsn, "--query",
          "SELECT pg_sleep(60)"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     query = (
         "SELECT count(*) FROM pg_stat_activity "
