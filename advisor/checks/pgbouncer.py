@@ -602,29 +602,9 @@ def _hazard_summary(facts: Facts) -> str:
     return f"fix these first, they break under transaction pooling: {top}"
 
 
-@check("PB11")
-def session_set(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB12")
-def listen(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB13")
-def advisory_lock(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB14")
-def sql_prepare(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB15")
-def hold_temp_load(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
+# PB11-PB15 share one hazard scan; each card keeps only the hits under its own code.
+for _code in ("PB11", "PB12", "PB13", "PB14", "PB15"):
+    check(_code)(_hazard_findings)
 
 
 @check("PB18")
