@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from advisor.pgserver import BinDir, PgNotFoundError, PgServer, SettingValue, find_binaries
 
+ROOT = Path(__file__).resolve().parent.parent
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
 # The collector's version matrix; every major ships pg_stat_statements (npm packages included).
 ALL_MAJORS = (13, 14, 15, 16, 17, 18)
@@ -30,6 +34,27 @@ def default_sigint() -> None:
     """`preexec_fn` for a child that the test will Ctrl-C: a shell may start background jobs
     (a CI runner's, say) with SIGINT ignored, and Python then keeps it ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def advisor_env() -> dict[str, str]:
+    """The environment for a child `advisor`: no colour, and no PG* variables from the
+    developer's shell, so it connects only where the test says."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def run_advisor(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point (`python -m advisor ARGS`) as a shell would."""
+    return subprocess.run(
+        [sys.executable, "-m", "advisor", *args],
+        capture_output=True,
+        text=True,
+        env=advisor_env(),
+        cwd=ROOT,
+        check=False,
+        timeout=180,
+    )
 
 
 def in_ci() -> bool:

@@ -25,6 +25,7 @@ from advisor.engine import analyse
 from advisor.pgserver import PgServer
 from advisor.pooler.pgbouncer import collect_pgbouncer, parse_ini, read_console
 from advisor.snapshot import PgBouncerFacts, PgBouncerInstance, facts_from_snapshot
+from tests.conftest import run_advisor as advisor
 
 __all__ = ["make_bouncer"]  # the fixture
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,19 +178,6 @@ def test_session_state_leaks_through_a_transaction_pool_and_the_rules_say_so(
     assert "DECLARE c1 ... WITH HOLD" in whats
     # PG 18 counts EXECUTE under the inner query and drops PREPARE's own text, so the SQL
     # PREPARE shows up only when its DEALLOCATE ran (the capture script covers that case).
-
-
-def advisor(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return subprocess.run(
-        [sys.executable, "-m", "advisor", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
 
 
 MISCONFIGURED = """\
