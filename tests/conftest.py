@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,22 @@ def run_advisor(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=180,
     )
+
+
+def run_fuzz(
+    fn: Callable[..., None], strategies: dict[str, Any], max_examples: int, ci_examples: int
+) -> None:
+    """Run property `fn` under hypothesis with `max_examples` cases (raises on a failure).
+    deadline=None: big seeds are slow on a loaded CI box, and speed is benchmarked elsewhere."""
+    from hypothesis import HealthCheck, given, settings  # lazy: only the fuzz modules need it
+
+    settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=max_examples <= ci_examples,  # the suite stays reproducible; long runs explore
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )(given(**strategies)(fn))()
 
 
 def in_ci() -> bool:
