@@ -421,7 +421,7 @@ def verify(
     from advisor import engine
     from advisor.collect import collect
     from advisor.collect.connect import connect, redact_dsn
-    from advisor.collect.explain import ExplainRefused, _cancel, server_error
+    from advisor.collect.explain import ExplainRefused, owned, server_error
     from advisor.snapshot import facts_from_snapshot
 
     stmts = [(q, check_select(q)) for q in queries]
@@ -444,7 +444,7 @@ def verify(
         todo = pick_statements(snap, top)
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
+    with owned(conn):
         with conn.cursor() as cur:  # the session's own values: role/database settings count
             for t in trials:
                 cur.execute("SELECT current_setting(%s) AS v", (t.name,))
@@ -503,14 +503,6 @@ def verify(
                 res.reason = "the text has $n placeholders; give values with --param to time it"
             res.changes = plan_changes(cur_side, rec_side, _shape(cur_plan) == _shape(rec_plan))
         return result
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()
 
 
 # -- output ----------------------------------------------------------------------------------------

@@ -214,36 +214,29 @@ def explain_live(
     from advisor.collect.connect import connect
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
-        if stmt.has_params and analyze:
-            raise ExplainRefused(
-                "the statement has $n placeholders and --analyze needs values; put values in "
-                "instead."
-            )
-        with conn.cursor() as cur:
-            if analyze and stmt.writes:
-                # Only now, only for this transaction, and only with allow_writes.
-                cur.execute(mark("SET TRANSACTION READ WRITE"))
-            if stmt.has_params:
-                docs = run_generic(cur, sql, stmt.params, conn.info.server_version)
-            else:
-                docs = run_explain(cur, sql, analyze=analyze)
-        conn.rollback()
-        return docs
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    except Exception as exc:
-        import psycopg
+    with owned(conn):
+        try:
+            if stmt.has_params and analyze:
+                raise ExplainRefused(
+                    "the statement has $n placeholders and --analyze needs values; put values in "
+                    "instead."
+                )
+            with conn.cursor() as cur:
+                if analyze and stmt.writes:
+                    # Only now, only for this transaction, and only with allow_writes.
+                    cur.execute(mark("SET TRANSACTION READ WRITE"))
+                if stmt.has_params:
+                    docs = run_generic(cur, sql, stmt.params, conn.info.server_version)
+                else:
+                    docs = run_explain(cur, sql, analyze=analyze)
+            conn.rollback()
+            return docs
+        except Exception as exc:
+            import psycopg
 
-        if isinstance(exc, psycopg.Error):
-            raise server_error(exc, dsn, statement_timeout_ms) from None
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise server_error(exc, dsn, statement_timeout_ms) from None
+            raise
 
 
 def run_explain(cur: Any, sql: str, *, analyze: bool = False, generic: bool = False) -> list[Any]:
@@ -285,6 +278,22 @@ def _cancel(conn: Any) -> None:
     with contextlib.suppress(Exception):
         if not conn.closed:
             conn.cancel_safe(timeout=5.0)
+
+
+@contextlib.contextmanager
+def owned(conn: Any) -> Iterator[Any]:
+    """Hold a session for one command: Ctrl-C cancels what the server runs, and whatever
+    happens the transaction is rolled back and the connection closed."""
+    try:
+        yield conn
+    except KeyboardInterrupt:
+        _cancel(conn)
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            if not conn.closed and not conn.broken:
+                conn.rollback()
+        conn.close()
 
 
 def explain_top(
@@ -340,7 +349,7 @@ def explain_top(
         return
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
+    with owned(conn):
         for i, (stat, stmt) in enumerate(picked, 1):
             what = f"EXPLAIN of statement {stat.queryid}"
             if progress is not None:
@@ -372,11 +381,3 @@ def explain_top(
                     )
                 )
         conn.rollback()
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()
