@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from poolers_bouncer import PgBouncer, cpu_quota  # noqa: E402
+from poolers_bouncer import PgBouncer, cpu_quota, looping  # noqa: E402
 
 from advisor.collect import collect  # noqa: E402
 from advisor.engine import run  # noqa: E402
@@ -37,27 +35,6 @@ from advisor.snapshot import Snapshot, facts_from_snapshot  # noqa: E402
 OUT = ROOT / "sample_snapshots"
 GiB = 1024**3
 SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
-
-
-@contextmanager
-def looping(dsns: list[str], body: Callable[[psycopg.Connection[Any]], None]) -> Iterator[None]:
-    """One thread per DSN, each running `body` on its own connection until the block ends."""
-    stop = threading.Event()
-
-    def worker(dsn: str) -> None:
-        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
-                body(conn)
-
-    threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in dsns]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
 
 
 def pgss(pg: PgServer) -> None:

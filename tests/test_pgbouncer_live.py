@@ -9,16 +9,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from poolers_bouncer import PgBouncer, cpu_quota, make_bouncer
+from poolers_bouncer import PgBouncer, cpu_quota, looping, make_bouncer
 
 from advisor.collect import collect
 from advisor.engine import analyse
@@ -32,25 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MakeBouncer = Callable[..., PgBouncer]
 
 
-@contextmanager
-def clients(dsn: str, n: int, sql: str) -> Iterator[None]:
+def clients(dsn: str, n: int, sql: str) -> AbstractContextManager[None]:
     """`n` connections running `sql` in a loop until the block ends."""
-    stop = threading.Event()
-
-    def work() -> None:
-        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
-                conn.execute(sql)
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
+    return looping([dsn] * n, lambda c: c.execute(sql))
 
 
 def test_console_reader_on_1_18(pg18: PgServer, make_bouncer: MakeBouncer) -> None:
