@@ -14,7 +14,7 @@ import pytest
 
 from advisor.collect import ADVISOR_MARKER, collect, is_advisor_text
 from advisor.engine import run
-from advisor.pgserver import PgServer
+from advisor.pgserver import AUTO_EXPLAIN, PgServer
 from advisor.plan import Plan, parse_plans
 from advisor.report import Finding, Report
 from advisor.snapshot import Snapshot, facts_from_snapshot
@@ -123,14 +123,6 @@ def test_statement_texts_against_the_catalog(major: int, request: pytest.Fixture
 
 # -- PQ117 from plans: a Gather that launched nothing while the pool was idle ---------------------
 
-AUTO_EXPLAIN = (
-    "LOAD 'auto_explain'",
-    "SET auto_explain.log_min_duration = 0",
-    "SET auto_explain.log_analyze = on",
-    "SET auto_explain.log_nested_statements = on",
-    "SET auto_explain.log_settings = on",
-    "SET auto_explain.log_format = json",
-)
 INTO = (
     "CREATE FUNCTION st_into() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
     "BEGIN SELECT count(*) INTO n FROM st_big WHERE grp > 3; RETURN n; END$$"
