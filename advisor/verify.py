@@ -210,30 +210,16 @@ def spill_work_mem(plan: Plan, budget: Trial | None) -> Trial | None:
 def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
     """The `top` SELECT texts of the snapshot's database with the largest total_exec_time
     that read at least one user table."""
-    from advisor.collect.explain import ExplainRefused, classify
+    from advisor.collect.explain import top_statements
 
-    seen: set[int | str] = set()
-    out: list[tuple[str, int | None]] = []
-    stats = [
-        s
-        for s in snap.statements
-        if s.query and not s.hidden and not s.text_redacted and s.database == snap.target.database
-    ]
-    for s in sorted(stats, key=lambda s: s.total_exec_time, reverse=True):
-        key = s.queryid if s.queryid is not None else str(s.query)
-        if key in seen:
-            continue
-        try:
-            stmt = classify(str(s.query))
-        except ExplainRefused:
-            continue
-        if stmt.kind != "SelectStmt" or stmt.writes or not reads_user_tables(str(s.query)):
-            continue
-        seen.add(key)
-        out.append((str(s.query), s.queryid))
-        if len(out) >= top:
-            break
-    return out
+    picked = top_statements(
+        snap,
+        top,
+        lambda s, stmt: (
+            stmt.kind == "SelectStmt" and not stmt.writes and reads_user_tables(str(s.query))
+        ),
+    )
+    return [(str(s.query), s.queryid) for s, _ in picked]
 
 
 def check_select(sql: str) -> Statement:

@@ -280,6 +280,36 @@ def _cancel(conn: Any) -> None:
             conn.cancel_safe(timeout=5.0)
 
 
+def top_statements(
+    snap: Snapshot, n: int, keep: Callable[[StatementStat, Statement], bool]
+) -> list[tuple[StatementStat, Statement]]:
+    """The `n` pg_stat_statements entries of the snapshot's database with the largest
+    total_exec_time whose (readable) text is one statement that `keep` accepts; one per
+    queryid, or per text without one."""
+    picked: list[tuple[StatementStat, Statement]] = []
+    seen: set[int | str] = set()
+    candidates = [
+        s
+        for s in snap.statements
+        if s.query and not s.hidden and not s.text_redacted and s.database == snap.target.database
+    ]
+    for stat in sorted(candidates, key=lambda s: s.total_exec_time, reverse=True):
+        key = stat.queryid if stat.queryid is not None else str(stat.query)
+        if key in seen:
+            continue
+        try:
+            stmt = classify(str(stat.query))
+        except ExplainRefused:
+            continue  # utility statements, several statements in one text, odd texts
+        if not keep(stat, stmt):
+            continue
+        seen.add(key)
+        picked.append((stat, stmt))
+        if len(picked) >= n:
+            break
+    return picked
+
+
 @contextlib.contextmanager
 def owned(conn: Any) -> Iterator[Any]:
     """Hold a session for one command: Ctrl-C cancels what the server runs, and whatever
@@ -315,31 +345,12 @@ def explain_top(
     from advisor.snapshot import CapturedPlan
 
     version = snap.target.server_version_num
-    picked: list[tuple[StatementStat, Statement]] = []
-    seen: set[int | str] = set()
-    candidates = [
-        s
-        for s in snap.statements
-        if s.query
-        and not s.hidden
-        and not s.text_redacted
-        and s.database == snap.target.database
-        and not is_advisor_text(s.query)  # an older snapshot may still list them
-    ]
-    for stat in sorted(candidates, key=lambda s: s.total_exec_time, reverse=True):
-        key = stat.queryid if stat.queryid is not None else str(stat.query)
-        if key in seen:
-            continue
-        try:
-            stmt = classify(str(stat.query))
-        except ExplainRefused:
-            continue  # utility statements, several statements in one text, odd texts
-        if stmt.kind not in TOP_KINDS:
-            continue
-        seen.add(key)
-        picked.append((stat, stmt))
-        if len(picked) >= n:
-            break
+    picked = top_statements(
+        snap,
+        n,
+        # an older snapshot may still list the advisor's own statements
+        lambda stat, stmt: stmt.kind in TOP_KINDS and not is_advisor_text(str(stat.query)),
+    )
     if not picked:
         snap.skip(
             "EXPLAIN of top statements",
