@@ -46,6 +46,16 @@ __all__ = [
 
 DEFAULT_MAJOR = 18
 SERVER_USER = "pgadvisor"
+# Session statements that log every statement's plan (nested ones too) as JSON, with the
+# settings, so tests and capture scripts can read real auto_explain output from read_log().
+AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'",
+    "SET auto_explain.log_min_duration = 0",
+    "SET auto_explain.log_analyze = on",
+    "SET auto_explain.log_nested_statements = on",
+    "SET auto_explain.log_settings = on",
+    "SET auto_explain.log_format = json",
+)
 _WHEEL_MAJOR = 18
 SettingValue = str | int | float | bool
 

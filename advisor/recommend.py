@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Literal, NamedTuple
 
 from advisor.checks.base import analysed_plans, format_bytes, setting_bytes
 from advisor.checks.server import _bytes, _cores, _memory, _num, source_text
@@ -52,6 +53,15 @@ def recommend(facts: Facts, findings: Iterable[Finding]) -> list[Recommendation]
 
         recs += recommend_pgbouncer(facts, every)
     return recs
+
+
+class _Override(NamedTuple):
+    """A role's or database's own value of a setting (ALTER ROLE / DATABASE ... SET)."""
+
+    where: str  # "role r", "role r in database d" or "database d"; also the advice's scope
+    kind: Literal["role_setting", "database_setting"]
+    prefix: str  # the ALTER statement up to SET/RESET
+    value: str
 
 
 class _Advisor:
@@ -226,33 +236,44 @@ class _Advisor:
         )
         if pool is None:
             return
-        for where, kind, scope, apply_prefix, raw in overrides:
+        for o in overrides:
             try:
-                mine = float(raw)
+                mine = float(o.value)
             except ValueError:
                 continue
             if mine <= pool:
                 continue
-            self.recs.append(
-                Recommendation(
-                    kind=kind,  # type: ignore[arg-type]
-                    name="max_parallel_workers_per_gather",
-                    scope=scope,
-                    current=raw,
-                    recommended=f"{pool:g}",
-                    requires="session",
-                    because=self.because("PQ002", "PQ005"),
-                    formula=(
-                        f"{where}: max_parallel_workers_per_gather {raw} > max_parallel_workers "
-                        f"{pool:g}: a Gather never gets more workers than the pool, so cap it at "
-                        f"{pool:g} (higher than the server-wide value is fine for analytic roles)"
-                    ),
-                    apply=f"{apply_prefix} SET max_parallel_workers_per_gather = {pool:g};",
-                )
+            self.add_override(
+                o,
+                "max_parallel_workers_per_gather",
+                f"{pool:g}",
+                self.because("PQ002", "PQ005"),
+                f"max_parallel_workers_per_gather {o.value} > max_parallel_workers "
+                f"{pool:g}: a Gather never gets more workers than the pool, so cap it at "
+                f"{pool:g} (higher than the server-wide value is fine for analytic roles)",
+                f"SET max_parallel_workers_per_gather = {pool:g};",
             )
 
-    def overrides(self, name: str) -> list[tuple[str, str, str, str, str]]:
-        """(where, kind, scope, ALTER prefix, value) of ALTER ROLE / DATABASE ... SET name."""
+    def add_override(
+        self, o: _Override, name: str, value: str, because: list[str], formula: str, sql: str
+    ) -> None:
+        """Advice on `o`, applied per session by `o.prefix` + `sql` (SET ... / RESET ...)."""
+        self.recs.append(
+            Recommendation(
+                kind=o.kind,
+                name=name,
+                scope=o.where,
+                current=o.value,
+                recommended=value,
+                requires="session",
+                because=because,
+                formula=f"{o.where}: {formula}",
+                apply=f"{o.prefix} {sql}",
+            )
+        )
+
+    def overrides(self, name: str) -> list[_Override]:
+        """The ALTER ROLE / DATABASE ... SET values of `name`."""
         snap = self.facts.snapshot
         assert snap is not None
         out = []
@@ -265,12 +286,12 @@ class _Advisor:
                 if s.database is not None:
                     prefix += f" IN DATABASE {_ident(s.database)}"
                     where += f" in database {s.database}"
-                out.append((where, "role_setting", where, prefix, s.value))
+                out.append(_Override(where, "role_setting", prefix, s.value))
             else:
                 assert s.database is not None
                 where = f"database {s.database}"
                 prefix = f"ALTER DATABASE {_ident(s.database)}"
-                out.append((where, "database_setting", where, prefix, s.value))
+                out.append(_Override(where, "database_setting", prefix, s.value))
         return out
 
     def maintenance_workers(self, pool: float | None) -> None:
@@ -350,26 +371,19 @@ class _Advisor:
                     apply=f"ALTER SYSTEM SET work_mem = '{value_mb}MB';",
                 )
             )
-        for where, kind, scope, prefix, raw in self.overrides("work_mem"):
-            mine = setting_bytes(raw, 1024)
+        for o in self.overrides("work_mem"):
+            mine = setting_bytes(o.value, 1024)
             if mine is None or budget < raise_mb * MB or raise_mb * MB < RAISE_FACTOR * mine:
                 continue
-            self.recs.append(
-                Recommendation(
-                    kind=kind,  # type: ignore[arg-type]
-                    name="work_mem",
-                    scope=scope,
-                    current=raw,
-                    recommended=f"{raise_mb}MB",
-                    requires="session",
-                    because=spill_codes,
-                    formula=(
-                        f"{where}: work_mem {raw} ({prefix} SET) "
-                        f"overrides the server's for its sessions; {formula(raise_mb)}: "
-                        f"{raise_mb * MB / mine:.0f}x that value{spills}"
-                    ),
-                    apply=f"{prefix} SET work_mem = '{raise_mb}MB';",
-                )
+            self.add_override(
+                o,
+                "work_mem",
+                f"{raise_mb}MB",
+                spill_codes,
+                f"work_mem {o.value} ({o.prefix} SET) "
+                f"overrides the server's for its sessions; {formula(raise_mb)}: "
+                f"{raise_mb * MB / mine:.0f}x that value{spills}",
+                f"SET work_mem = '{raise_mb}MB';",
             )
 
     def spill_evidence(self) -> tuple[str, list[str]]:
@@ -505,19 +519,9 @@ class _Advisor:
                 )
                 overrides = self.overrides(name)
                 if source in ("user", "database", "database user") and overrides:
-                    for where, kind, scope, prefix, raw in overrides:
-                        self.recs.append(
-                            Recommendation(
-                                kind=kind,  # type: ignore[arg-type]
-                                name=name,
-                                scope=scope,
-                                current=raw,
-                                recommended=str(item["default"]),
-                                requires="session",
-                                because=["PQ007"],
-                                formula=f"{where}: {formula}",
-                                apply=f"{prefix} RESET {name};",
-                            )
+                    for o in overrides:
+                        self.add_override(
+                            o, name, str(item["default"]), ["PQ007"], formula, f"RESET {name};"
                         )
                     continue
                 default = _SQL_DEFAULTS.get(name, str(item["default"]))

@@ -210,30 +210,16 @@ def spill_work_mem(plan: Plan, budget: Trial | None) -> Trial | None:
 def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
     """The `top` SELECT texts of the snapshot's database with the largest total_exec_time
     that read at least one user table."""
-    from advisor.collect.explain import ExplainRefused, classify
+    from advisor.collect.explain import top_statements
 
-    seen: set[int | str] = set()
-    out: list[tuple[str, int | None]] = []
-    stats = [
-        s
-        for s in snap.statements
-        if s.query and not s.hidden and not s.text_redacted and s.database == snap.target.database
-    ]
-    for s in sorted(stats, key=lambda s: s.total_exec_time, reverse=True):
-        key = s.queryid if s.queryid is not None else str(s.query)
-        if key in seen:
-            continue
-        try:
-            stmt = classify(str(s.query))
-        except ExplainRefused:
-            continue
-        if stmt.kind != "SelectStmt" or stmt.writes or not reads_user_tables(str(s.query)):
-            continue
-        seen.add(key)
-        out.append((str(s.query), s.queryid))
-        if len(out) >= top:
-            break
-    return out
+    picked = top_statements(
+        snap,
+        top,
+        lambda s, stmt: (
+            stmt.kind == "SelectStmt" and not stmt.writes and reads_user_tables(str(s.query))
+        ),
+    )
+    return [(str(s.query), s.queryid) for s, _ in picked]
 
 
 def check_select(sql: str) -> Statement:
@@ -421,7 +407,7 @@ def verify(
     from advisor import engine
     from advisor.collect import collect
     from advisor.collect.connect import connect, redact_dsn
-    from advisor.collect.explain import ExplainRefused, _cancel, server_error
+    from advisor.collect.explain import ExplainRefused, owned, server_error
     from advisor.snapshot import facts_from_snapshot
 
     stmts = [(q, check_select(q)) for q in queries]
@@ -444,7 +430,7 @@ def verify(
         todo = pick_statements(snap, top)
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
+    with owned(conn):
         with conn.cursor() as cur:  # the session's own values: role/database settings count
             for t in trials:
                 cur.execute("SELECT current_setting(%s) AS v", (t.name,))
@@ -503,14 +489,6 @@ def verify(
                 res.reason = "the text has $n placeholders; give values with --param to time it"
             res.changes = plan_changes(cur_side, rec_side, _shape(cur_plan) == _shape(rec_plan))
         return result
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()
 
 
 # -- output ----------------------------------------------------------------------------------------

@@ -49,13 +49,19 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
 
 
 @lru_cache(maxsize=4096)
-def _parse(text: str) -> list[dict[str, Any]] | None:
-    """The raw statements of `text` (pglast JSON), or None when it does not parse."""
+def _parse(text: str) -> list[tuple[str, Any]] | None:
+    """The statements of `text` as (node type, body) in pglast JSON, or None when it does
+    not parse."""
     try:
         tree = json.loads(parse_sql_json(text))
     except (ParseError, ValueError):
         return None
-    return [s.get("stmt", {}) for s in tree.get("stmts", [])]
+    out = []
+    for s in tree.get("stmts", []):
+        stmt = s.get("stmt", {})
+        kind = next(iter(stmt), "")
+        out.append((kind, stmt.get(kind, {})))
+    return out
 
 
 def _func_name(call: dict[str, Any]) -> str:
@@ -87,9 +93,7 @@ def statement_shape(text: str) -> StatementShape | None:
     stmts = _parse(text)
     if not stmts:
         return None
-    stmt = stmts[0]
-    kind = next(iter(stmt), "")
-    body = stmt.get(kind, {})
+    kind, body = stmts[0]
     calls: list[str] = []
     reads = False
     for key, value in _walk(body):
@@ -288,9 +292,7 @@ def statement_hazards(text: str) -> Hazards | None:
     stmts = _parse(text)
     if not stmts:
         return None
-    stmt = stmts[0]
-    kind = next(iter(stmt), "")
-    body = stmt.get(kind, {})
+    kind, body = stmts[0]
     ctes: set[str] = set()
     modifying: list[ModifyingCte] = []
     locking: str | None = None

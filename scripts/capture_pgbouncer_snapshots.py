@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from poolers_bouncer import PgBouncer, cpu_quota  # noqa: E402
+from poolers_bouncer import PgBouncer, cpu_quota, looping  # noqa: E402
 
 from advisor.collect import collect  # noqa: E402
 from advisor.engine import run  # noqa: E402
@@ -37,27 +35,6 @@ from advisor.snapshot import Snapshot, facts_from_snapshot  # noqa: E402
 OUT = ROOT / "sample_snapshots"
 GiB = 1024**3
 SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
-
-
-@contextmanager
-def looping(dsns: list[str], body: Callable[[psycopg.Connection[Any]], None]) -> Iterator[None]:
-    """One thread per DSN, each running `body` on its own connection until the block ends."""
-    stop = threading.Event()
-
-    def worker(dsn: str) -> None:
-        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
-                body(conn)
-
-    threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in dsns]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
 
 
 def pgss(pg: PgServer) -> None:
@@ -102,21 +79,21 @@ def misconfigured(tmp: Path) -> Snapshot:
 
 
 def clean(tmp: Path) -> Snapshot:
-    with PgServer(18, settings=SETTINGS) as pg:
-        b = PgBouncer(pg, settings={"pool_mode": "session", "default_pool_size": 5}).start()
-        try:
-            pgss(pg)
-            with psycopg.connect(b.dsn(), autocommit=True) as c:
-                for i in range(50):
-                    c.execute("SELECT count(*) FROM pg_class WHERE relpages >= %s", (i,))
-            return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 1.0)
-        finally:
-            b.stop()
+    with (
+        PgServer(18, settings=SETTINGS) as pg,
+        PgBouncer(pg, settings={"pool_mode": "session", "default_pool_size": 5}) as b,
+    ):
+        pgss(pg)
+        with psycopg.connect(b.dsn(), autocommit=True) as c:
+            for i in range(50):
+                c.execute("SELECT count(*) FROM pg_class WHERE relpages >= %s", (i,))
+        return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 1.0)
 
 
 def busy(tmp: Path) -> Snapshot:
-    with PgServer(18, settings=SETTINGS) as pg:
-        b = PgBouncer(
+    with (
+        PgServer(18, settings=SETTINGS) as pg,
+        PgBouncer(
             pg,
             settings={"pool_mode": "transaction", "stats_period": 1, "max_client_conn": 200},
             databases={
@@ -125,32 +102,30 @@ def busy(tmp: Path) -> Snapshot:
                 "sess": "pool_mode=session pool_size=1",
             },
             nofile=64,
-        ).start()
-        try:
-            pgss(pg)
+        ) as b,
+    ):
+        pgss(pg)
 
-            def sleepy(conn: psycopg.Connection[Any]) -> None:
-                conn.execute("SELECT pg_sleep(0.05)")
+        def sleepy(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("SELECT pg_sleep(0.05)")
 
-            def chatty(conn: psycopg.Connection[Any]) -> None:
-                with conn.transaction():
-                    conn.execute("SELECT 1")
-                    time.sleep(0.05)  # client work inside the transaction
-
-            def holder(conn: psycopg.Connection[Any]) -> None:
+        def chatty(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
                 conn.execute("SELECT 1")
-                time.sleep(0.5)  # keeps its session (and so its server) while idle
+                time.sleep(0.05)  # client work inside the transaction
 
-            app = [b.dsn("app")] * 8
-            slow = [b.dsn("slow")] * 2
-            sess = [b.dsn("sess")] * 3
-            with looping(app, sleepy), looping(slow, chatty), looping(sess, holder):
-                # 1.18 counts wait_time only for a client's first wait, so the console's
-                # first SHOW STATS must fall in the first seconds for avg_wait_time (PB07).
-                time.sleep(0.8)
-                return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 4.0)
-        finally:
-            b.stop()
+        def holder(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("SELECT 1")
+            time.sleep(0.5)  # keeps its session (and so its server) while idle
+
+        app = [b.dsn("app")] * 8
+        slow = [b.dsn("slow")] * 2
+        sess = [b.dsn("sess")] * 3
+        with looping(app, sleepy), looping(slow, chatty), looping(sess, holder):
+            # 1.18 counts wait_time only for a client's first wait, so the console's
+            # first SHOW STATS must fall in the first seconds for avg_wait_time (PB07).
+            time.sleep(0.8)
+            return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 4.0)
 
 
 HAZARDS = (
@@ -171,27 +146,26 @@ HAZARDS = (
 
 
 def hazards(tmp: Path) -> Snapshot:
-    with PgServer(18, settings=SETTINGS) as pg:
-        b = PgBouncer(
+    with (
+        PgServer(18, settings=SETTINGS) as pg,
+        PgBouncer(
             pg,
             settings={"pool_mode": "transaction", "default_pool_size": 1},
             databases={"postgres": "", "batch": "pool_mode=statement"},
-        ).start()
-        try:
-            pgss(pg)
-            with pg.connect(autocommit=True) as c:
-                for _ in range(3):  # the batch job, before its pool went to statement mode
-                    c.execute("BEGIN")
-                    c.execute("SELECT 1")
-                    c.execute("COMMIT")
-            with psycopg.connect(b.dsn(), autocommit=True) as c:
-                for sql in HAZARDS:
-                    c.execute(sql)
-                for i in range(20):
-                    c.execute("SELECT %s::int + 1", (i,))
-            return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 0.5)
-        finally:
-            b.stop()
+        ) as b,
+    ):
+        pgss(pg)
+        with pg.connect(autocommit=True) as c:
+            for _ in range(3):  # the batch job, before its pool went to statement mode
+                c.execute("BEGIN")
+                c.execute("SELECT 1")
+                c.execute("COMMIT")
+        with psycopg.connect(b.dsn(), autocommit=True) as c:
+            for sql in HAZARDS:
+                c.execute(sql)
+            for i in range(20):
+                c.execute("SELECT %s::int + 1", (i,))
+        return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 0.5)
 
 
 def starved(tmp: Path) -> Snapshot:
@@ -199,13 +173,12 @@ def starved(tmp: Path) -> Snapshot:
         with pg.connect(autocommit=True) as c:
             c.execute("CREATE ROLE u1 LOGIN")
             c.execute("CREATE ROLE u2 LOGIN")
-        b = PgBouncer(
+        with PgBouncer(
             pg,
             settings={"pool_mode": "transaction", "default_pool_size": 2},
             databases={"app": "max_db_connections=2"},
             logins=("u1", "u2"),
-        ).start()
-        try:
+        ) as b:
             long = [b.dsn("app", "u1")] * 2
             short = [b.dsn("app", "u2")] * 2
             with looping(long, lambda c: c.execute("SELECT pg_sleep(0.8)")):
@@ -213,35 +186,32 @@ def starved(tmp: Path) -> Snapshot:
                 with looping(short, lambda c: c.execute("SELECT 1")):
                     time.sleep(0.5)
                     return snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 2.0)
-        finally:
-            b.stop()
 
 
 def cpu_quota_snapshot(tmp: Path) -> Snapshot:
     import os
     import subprocess
 
-    with PgServer(18, settings=SETTINGS) as pg:
-        b = PgBouncer(
+    with (
+        PgServer(18, settings=SETTINGS) as pg,
+        PgBouncer(
             pg,
             settings={"pool_mode": "transaction", "default_pool_size": 4, "max_client_conn": 200},
-        ).start()
+        ) as b,
+    ):
         assert b.proc is not None
         script = tmp / "select1.sql"
         script.write_text("SELECT 1;\n")
         env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(b.port), PGUSER="postgres")
         cmd = ["pgbench", "-n", "-M", "simple", "-f", str(script), "-c", "48", "-j", "2"]
-        try:
-            with cpu_quota(b.proc.pid, 0.2):
-                bench = subprocess.Popen(
-                    [*cmd, "-T", "6", "postgres"], env=env, stdout=subprocess.PIPE, text=True
-                )
-                time.sleep(1.5)
-                snap = snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 3.0)
-                print(bench.communicate()[0].strip().splitlines()[-1])
-                return snap
-        finally:
-            b.stop()
+        with cpu_quota(b.proc.pid, 0.2):
+            bench = subprocess.Popen(
+                [*cmd, "-T", "6", "postgres"], env=env, stdout=subprocess.PIPE, text=True
+            )
+            time.sleep(1.5)
+            snap = snapshot(pg, [str(b.ini_path)], [b.admin_dsn], 3.0)
+            print(bench.communicate()[0].strip().splitlines()[-1])
+            return snap
 
 
 PREPARED_INI = """\

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from advisor.collect import collect  # noqa: E402
 from advisor.collect.explain import explain_live  # noqa: E402
 from advisor.engine import Facts, run  # noqa: E402
-from advisor.pgserver import PgServer  # noqa: E402
+from advisor.pgserver import AUTO_EXPLAIN, PgServer  # noqa: E402
 from advisor.report import Report  # noqa: E402
 from advisor.snapshot import CapturedPlan, facts_from_snapshot  # noqa: E402
 
@@ -526,16 +526,6 @@ def capture(sc: Scenario) -> tuple[Path, list[str]]:
     return path, check(sc, facts_from_snapshot(snap))
 
 
-_AUTO_EXPLAIN = (
-    "LOAD 'auto_explain'",
-    "SET auto_explain.log_min_duration = 0",
-    "SET auto_explain.log_analyze = on",
-    "SET auto_explain.log_nested_statements = on",
-    "SET auto_explain.log_settings = on",
-    "SET auto_explain.log_format = json",
-)
-
-
 def auto_explained(pg: PgServer, statements: tuple[str, ...]) -> list[dict[str, Any]]:
     """Run `statements` under auto_explain; the JSON plans it logged for nested statements
     (the top-level call's own plan is left out)."""
@@ -543,7 +533,7 @@ def auto_explained(pg: PgServer, statements: tuple[str, ...]) -> list[dict[str, 
         return []
     before = len(pg.read_log())
     with pg.connect(autocommit=True) as c:
-        for statement in (*_AUTO_EXPLAIN, *statements):
+        for statement in (*AUTO_EXPLAIN, *statements):
             c.execute(statement)  # type: ignore[arg-type]
     time.sleep(0.3)
     docs = []

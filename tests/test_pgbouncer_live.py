@@ -9,47 +9,31 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from poolers_bouncer import PgBouncer, cpu_quota, make_bouncer
+from poolers_bouncer import PgBouncer, cpu_quota, looping, make_bouncer
 
 from advisor.collect import collect
 from advisor.engine import analyse
 from advisor.pgserver import PgServer
 from advisor.pooler.pgbouncer import collect_pgbouncer, parse_ini, read_console
 from advisor.snapshot import PgBouncerFacts, PgBouncerInstance, facts_from_snapshot
+from tests.conftest import run_advisor as advisor
 
 __all__ = ["make_bouncer"]  # the fixture
 ROOT = Path(__file__).resolve().parent.parent
 MakeBouncer = Callable[..., PgBouncer]
 
 
-@contextmanager
-def clients(dsn: str, n: int, sql: str) -> Iterator[None]:
+def clients(dsn: str, n: int, sql: str) -> AbstractContextManager[None]:
     """`n` connections running `sql` in a loop until the block ends."""
-    stop = threading.Event()
-
-    def work() -> None:
-        with suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
-                conn.execute(sql)
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
+    return looping([dsn] * n, lambda c: c.execute(sql))
 
 
 def test_console_reader_on_1_18(pg18: PgServer, make_bouncer: MakeBouncer) -> None:
@@ -177,19 +161,6 @@ def test_session_state_leaks_through_a_transaction_pool_and_the_rules_say_so(
     assert "DECLARE c1 ... WITH HOLD" in whats
     # PG 18 counts EXECUTE under the inner query and drops PREPARE's own text, so the SQL
     # PREPARE shows up only when its DEALLOCATE ran (the capture script covers that case).
-
-
-def advisor(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return subprocess.run(
-        [sys.executable, "-m", "advisor", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
 
 
 MISCONFIGURED = """\

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advisor.engine import Facts, run
 from advisor.pooler.pgpool import PgpoolConf, PgpoolConfError, PgpoolView, conf_facts, parse_conf
 from advisor.report import Report
+from tests.conftest import run_fuzz
 from tests.test_pgpool_conf import CLEAN
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "knowledge" / "artifacts"
@@ -123,15 +123,7 @@ PROPERTIES: dict[str, tuple[Callable[..., None], dict[str, st.SearchStrategy[Any
 
 def run_property(name: str, max_examples: int = CI_EXAMPLES) -> None:
     """Run one property under hypothesis with `max_examples` cases (raises on a failure)."""
-    fn, strategies = PROPERTIES[name]
-    test = settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=max_examples <= CI_EXAMPLES,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        database=None,
-    )(given(**strategies)(fn))
-    test()
+    run_fuzz(*PROPERTIES[name], max_examples, CI_EXAMPLES)
 
 
 @pytest.mark.parametrize("name", sorted(PROPERTIES))

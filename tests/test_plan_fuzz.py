@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advisor.plan import Plan, PlanInputError, parse_plans
 from advisor.plan.reader import INTERNAL_ERROR
 from advisor.plan.unframe import split_lines
+from tests.conftest import run_fuzz
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "plan_input"
@@ -138,15 +138,7 @@ PROPERTIES: dict[str, tuple[Callable[..., None], dict[str, st.SearchStrategy[Any
 
 def run_property(name: str, max_examples: int = CI_EXAMPLES) -> None:
     """Run one property under hypothesis with `max_examples` cases (raises on a failure)."""
-    fn, strategies = PROPERTIES[name]
-    test = settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=max_examples <= CI_EXAMPLES,  # the suite stays reproducible; long runs explore
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        database=None,
-    )(given(**strategies)(fn))
-    test()
+    run_fuzz(*PROPERTIES[name], max_examples, CI_EXAMPLES)
 
 
 @pytest.mark.parametrize("name", sorted(PROPERTIES))

@@ -14,7 +14,7 @@ import pytest
 
 from advisor.collect import ADVISOR_MARKER, collect, is_advisor_text
 from advisor.engine import run
-from advisor.pgserver import PgServer
+from advisor.pgserver import AUTO_EXPLAIN, PgServer
 from advisor.plan import Plan, parse_plans
 from advisor.report import Finding, Report
 from advisor.snapshot import Snapshot, facts_from_snapshot
@@ -104,12 +104,7 @@ def test_statement_texts_against_the_catalog(major: int, request: pytest.Fixture
         assert "ALTER ROLE postgres SET min_parallel_table_scan_size" in small.fix
 
         # The advisor's own statements (marked) are in pg_stat_statements, but not reported.
-        with pg.connect(autocommit=True) as c:
-            marked = c.execute(
-                "SELECT count(*) FROM pg_stat_statements WHERE strpos(query, %s) > 0",
-                (ADVISOR_MARKER,),
-            ).fetchone()
-        assert marked is not None and marked[0] > 0
+        assert _marked(pg) > 0
         assert not any(is_advisor_text(s.query) for s in snap.statements)
 
         # PQ113's own fix makes it quiet; the rewritten reads were quiet from the start.
@@ -121,16 +116,18 @@ def test_statement_texts_against_the_catalog(major: int, request: pytest.Fixture
         _sql(pg, *TEARDOWN)
 
 
+def _marked(pg: PgServer) -> int:
+    """How many pg_stat_statements texts carry the advisor's marker."""
+    with pg.connect(autocommit=True) as c:
+        row = c.execute(
+            "SELECT count(*) FROM pg_stat_statements WHERE strpos(query, %s) > 0",
+            (ADVISOR_MARKER,),
+        ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 # -- PQ117 from plans: a Gather that launched nothing while the pool was idle ---------------------
 
-AUTO_EXPLAIN = (
-    "LOAD 'auto_explain'",
-    "SET auto_explain.log_min_duration = 0",
-    "SET auto_explain.log_analyze = on",
-    "SET auto_explain.log_nested_statements = on",
-    "SET auto_explain.log_settings = on",
-    "SET auto_explain.log_format = json",
-)
 INTO = (
     "CREATE FUNCTION st_into() RETURNS bigint LANGUAGE plpgsql AS $$DECLARE n bigint; "
     "BEGIN SELECT count(*) INTO n FROM st_big WHERE grp > 3; RETURN n; END$$"
@@ -219,12 +216,7 @@ def test_marker_and_generic_plans_on_every_major(pg_any: PgServer) -> None:
         (plan,) = snap.plans
         assert plan.generic and plan.queryid == mine[0].queryid
         assert plan.document["Plan"]["Node Type"] == "Aggregate", plan.document
-        with pg_any.connect(autocommit=True) as c:
-            marked = c.execute(
-                "SELECT count(*) FROM pg_stat_statements WHERE strpos(query, %s) > 0",
-                (ADVISOR_MARKER,),
-            ).fetchone()
-        assert marked is not None and marked[0] > 0
+        assert _marked(pg_any) > 0
     finally:
         _sql(pg_any, "DROP TABLE st_gen")
 

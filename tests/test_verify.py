@@ -9,7 +9,6 @@ change, that numbers are there and consistent, refusals, rollback and the timeou
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,8 @@ import pytest
 
 from advisor.pgserver import PgServer
 from advisor.verify import StatementResult, VerifyRefused, verify
-from tests.conftest import default_sigint, require_server, server_settings
+from tests.conftest import advisor_env, default_sigint, require_server, server_settings
+from tests.conftest import run_advisor as advisor
 
 ROOT = Path(__file__).resolve().parent.parent
 AGG = "SELECT k, count(*), sum(v) FROM vt GROUP BY k"
@@ -54,21 +54,6 @@ def mistuned(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         c.execute("VACUUM ANALYZE vt")
     yield pg
     pg.stop()
-
-
-def advisor(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    for var in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGPASSWORD"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "advisor", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=180,
-    )
 
 
 def state(pg: PgServer) -> tuple[object, ...]:
@@ -227,11 +212,10 @@ def test_statement_timeout_is_honoured(mistuned: PgServer) -> None:
 
 
 def test_ctrl_c_cancels_the_server_query(mistuned: PgServer) -> None:
-    env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "advisor", "verify", "--dsn", mistuned.dsn, "--query",
          "SELECT pg_sleep(60)"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=advisor_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=default_sigint,
     )  # fmt: skip
     query = (

@@ -42,6 +42,18 @@ def _v(since: tuple[int, int]) -> str:
 # -- config file -------------------------------------------------------------------------------
 
 
+def _entry(where: str, e: Any, **more: Any) -> Evidence:
+    """Evidence about one line (or [section]) of a pgbouncer.ini: where it is, then `more`."""
+    return {
+        "where": where,
+        "file": e.file,
+        "line": e.line,
+        "section": e.section,
+        "key": e.key,
+        **more,
+    }
+
+
 @check("PB01")
 def inline_comment(facts: Facts, card: Card) -> Iterator[Evidence]:
     for name, inst in _instances(facts):
@@ -52,16 +64,7 @@ def inline_comment(facts: Facts, card: Card) -> Iterator[Evidence]:
             if comment is None:
                 continue
             value = e.value[: len(e.value) - len(comment)].rstrip()
-            yield {
-                "where": f"{name} {e.where}",
-                "file": e.file,
-                "line": e.line,
-                "section": e.section,
-                "key": e.key,
-                "value": value,
-                "comment": comment,
-                "read_as": e.value,
-            }
+            yield _entry(f"{name} {e.where}", e, value=value, comment=comment, read_as=e.value)
 
 
 def _unsupported(
@@ -80,15 +83,7 @@ def _unsupported(
         return None
     else:
         reason = f"{what} needs PgBouncer {_v(since)} or later"
-    return {
-        "where": where,
-        "file": e.file,
-        "line": e.line,
-        "section": e.section,
-        "key": e.key,
-        "reason": reason,
-        "version": version_text,
-    }
+    return _entry(where, e, reason=reason, version=version_text)
 
 
 @check("PB02")
@@ -119,30 +114,19 @@ def unsupported_setting(facts: Facts, card: Card) -> Iterator[Evidence]:
                 continue  # PB01 says it
             if e.key.startswith('"'):
                 if version is not None and version <= (1, 18):
-                    yield {
-                        "where": f"{name} {e.where}",
-                        "file": e.file,
-                        "line": e.line,
-                        "section": e.section,
-                        "key": e.key,
-                        "reason": "PgBouncer 1.18 gives a syntax error for quoted names "
+                    yield _entry(
+                        f"{name} {e.where}",
+                        e,
+                        reason="PgBouncer 1.18 gives a syntax error for quoted names "
                         "(later releases document them)",
-                        "version": version_text,
-                    }
+                        version=version_text,
+                    )
                 continue
             if e.section == "pgbouncer":
                 key = e.key.lower()
                 bad = pgb.invalid_value(key, e.value)
                 if bad:
-                    yield {
-                        "where": f"{name} {e.where}",
-                        "file": e.file,
-                        "line": e.line,
-                        "section": e.section,
-                        "key": e.key,
-                        "reason": bad,
-                        "version": version_text,
-                    }
+                    yield _entry(f"{name} {e.where}", e, reason=bad, version=version_text)
                     continue
                 if key in pgb.GLOBAL_KEYS_1_18:
                     continue
@@ -154,15 +138,7 @@ def unsupported_setting(facts: Facts, card: Card) -> Iterator[Evidence]:
                 try:
                     params = pgb.parse_connstr(e.value)
                 except ValueError as exc:
-                    yield {
-                        "where": f"{name} {e.where}",
-                        "file": e.file,
-                        "line": e.line,
-                        "section": e.section,
-                        "key": e.key,
-                        "reason": str(exc),
-                        "version": version_text,
-                    }
+                    yield _entry(f"{name} {e.where}", e, reason=str(exc), version=version_text)
                     continue
                 # (1.18 reads [databases] numbers with atoi: pool_size=big loads as 0, so
                 # values there are not PB02's business; the real binary agrees in the tests.)
@@ -602,29 +578,9 @@ def _hazard_summary(facts: Facts) -> str:
     return f"fix these first, they break under transaction pooling: {top}"
 
 
-@check("PB11")
-def session_set(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB12")
-def listen(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB13")
-def advisory_lock(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB14")
-def sql_prepare(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
-
-
-@check("PB15")
-def hold_temp_load(facts: Facts, card: Card) -> Iterator[Evidence]:
-    yield from _hazard_findings(facts, card)
+# PB11-PB15 share one hazard scan; each card keeps only the hits under its own code.
+for _code in ("PB11", "PB12", "PB13", "PB14", "PB15"):
+    check(_code)(_hazard_findings)
 
 
 @check("PB18")

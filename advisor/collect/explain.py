@@ -214,36 +214,29 @@ def explain_live(
     from advisor.collect.connect import connect
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
-        if stmt.has_params and analyze:
-            raise ExplainRefused(
-                "the statement has $n placeholders and --analyze needs values; put values in "
-                "instead."
-            )
-        with conn.cursor() as cur:
-            if analyze and stmt.writes:
-                # Only now, only for this transaction, and only with allow_writes.
-                cur.execute(mark("SET TRANSACTION READ WRITE"))
-            if stmt.has_params:
-                docs = run_generic(cur, sql, stmt.params, conn.info.server_version)
-            else:
-                docs = run_explain(cur, sql, analyze=analyze)
-        conn.rollback()
-        return docs
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    except Exception as exc:
-        import psycopg
+    with owned(conn):
+        try:
+            if stmt.has_params and analyze:
+                raise ExplainRefused(
+                    "the statement has $n placeholders and --analyze needs values; put values in "
+                    "instead."
+                )
+            with conn.cursor() as cur:
+                if analyze and stmt.writes:
+                    # Only now, only for this transaction, and only with allow_writes.
+                    cur.execute(mark("SET TRANSACTION READ WRITE"))
+                if stmt.has_params:
+                    docs = run_generic(cur, sql, stmt.params, conn.info.server_version)
+                else:
+                    docs = run_explain(cur, sql, analyze=analyze)
+            conn.rollback()
+            return docs
+        except Exception as exc:
+            import psycopg
 
-        if isinstance(exc, psycopg.Error):
-            raise server_error(exc, dsn, statement_timeout_ms) from None
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise server_error(exc, dsn, statement_timeout_ms) from None
+            raise
 
 
 def run_explain(cur: Any, sql: str, *, analyze: bool = False, generic: bool = False) -> list[Any]:
@@ -287,6 +280,52 @@ def _cancel(conn: Any) -> None:
             conn.cancel_safe(timeout=5.0)
 
 
+def top_statements(
+    snap: Snapshot, n: int, keep: Callable[[StatementStat, Statement], bool]
+) -> list[tuple[StatementStat, Statement]]:
+    """The `n` pg_stat_statements entries of the snapshot's database with the largest
+    total_exec_time whose (readable) text is one statement that `keep` accepts; one per
+    queryid, or per text without one."""
+    picked: list[tuple[StatementStat, Statement]] = []
+    seen: set[int | str] = set()
+    candidates = [
+        s
+        for s in snap.statements
+        if s.query and not s.hidden and not s.text_redacted and s.database == snap.target.database
+    ]
+    for stat in sorted(candidates, key=lambda s: s.total_exec_time, reverse=True):
+        key = stat.queryid if stat.queryid is not None else str(stat.query)
+        if key in seen:
+            continue
+        try:
+            stmt = classify(str(stat.query))
+        except ExplainRefused:
+            continue  # utility statements, several statements in one text, odd texts
+        if not keep(stat, stmt):
+            continue
+        seen.add(key)
+        picked.append((stat, stmt))
+        if len(picked) >= n:
+            break
+    return picked
+
+
+@contextlib.contextmanager
+def owned(conn: Any) -> Iterator[Any]:
+    """Hold a session for one command: Ctrl-C cancels what the server runs, and whatever
+    happens the transaction is rolled back and the connection closed."""
+    try:
+        yield conn
+    except KeyboardInterrupt:
+        _cancel(conn)
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            if not conn.closed and not conn.broken:
+                conn.rollback()
+        conn.close()
+
+
 def explain_top(
     dsn: str | None,
     snap: Snapshot,
@@ -306,31 +345,12 @@ def explain_top(
     from advisor.snapshot import CapturedPlan
 
     version = snap.target.server_version_num
-    picked: list[tuple[StatementStat, Statement]] = []
-    seen: set[int | str] = set()
-    candidates = [
-        s
-        for s in snap.statements
-        if s.query
-        and not s.hidden
-        and not s.text_redacted
-        and s.database == snap.target.database
-        and not is_advisor_text(s.query)  # an older snapshot may still list them
-    ]
-    for stat in sorted(candidates, key=lambda s: s.total_exec_time, reverse=True):
-        key = stat.queryid if stat.queryid is not None else str(stat.query)
-        if key in seen:
-            continue
-        try:
-            stmt = classify(str(stat.query))
-        except ExplainRefused:
-            continue  # utility statements, several statements in one text, odd texts
-        if stmt.kind not in TOP_KINDS:
-            continue
-        seen.add(key)
-        picked.append((stat, stmt))
-        if len(picked) >= n:
-            break
+    picked = top_statements(
+        snap,
+        n,
+        # an older snapshot may still list the advisor's own statements
+        lambda stat, stmt: stmt.kind in TOP_KINDS and not is_advisor_text(str(stat.query)),
+    )
     if not picked:
         snap.skip(
             "EXPLAIN of top statements",
@@ -340,7 +360,7 @@ def explain_top(
         return
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
-    try:
+    with owned(conn):
         for i, (stat, stmt) in enumerate(picked, 1):
             what = f"EXPLAIN of statement {stat.queryid}"
             if progress is not None:
@@ -372,11 +392,3 @@ def explain_top(
                     )
                 )
         conn.rollback()
-    except KeyboardInterrupt:
-        _cancel(conn)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            if not conn.closed and not conn.broken:
-                conn.rollback()
-        conn.close()

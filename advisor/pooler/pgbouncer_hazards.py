@@ -73,9 +73,7 @@ def hazards(text: str, tracked: frozenset[str] = frozenset()) -> tuple[Hazard, .
             return (Hazard("PB14", "DEALLOCATE (SQL-level prepared statements)"),)
         return ()
     found: list[Hazard] = []
-    for stmt in stmts:
-        kind = next(iter(stmt), "")
-        body = stmt.get(kind, {})
+    for kind, body in stmts:
         if kind == "VariableSetStmt":
             h = _set_hazard(body, tracked)
             if h:

@@ -220,38 +220,34 @@ def recommend_pgbouncer(facts: Facts, findings: list[Finding]) -> list[Recommend
                 shared.append((db, target, pool.size, parts))
                 continue
             recs.append(
-                Recommendation(
-                    kind="pgbouncer",
-                    name="pool_size",
-                    scope=f"{ini} [databases] {db}",
-                    current=str(pool.size),
-                    recommended=str(target),
-                    requires="reload",
-                    because=because_db(db, "PB05", "PB06", "PB03", "PB09", "PB10"),
-                    formula="; ".join(parts),
-                    apply=f"{db} = ... pool_size={target}   then {RELOAD}",
+                _reload(
+                    "pool_size",
+                    f"{ini} [databases] {db}",
+                    str(pool.size),
+                    str(target),
+                    because_db(db, "PB05", "PB06", "PB03", "PB09", "PB10"),
+                    "; ".join(parts),
+                    f"{db} = ... pool_size={target}",
                 )
             )
         if shared:  # pools on default_pool_size: one value, sized for the busiest of them
             db, target, current, parts = max(shared, key=lambda x: x[1])
             names = ", ".join(x[0] for x in shared)
             recs.append(
-                Recommendation(
-                    kind="pgbouncer",
-                    name="default_pool_size",
-                    scope=f"{ini} [pgbouncer] (pools {names})",
-                    current=str(current),
-                    recommended=str(target),
-                    requires="reload",
-                    because=sorted(
+                _reload(
+                    "default_pool_size",
+                    f"{ini} [pgbouncer] (pools {names})",
+                    str(current),
+                    str(target),
+                    sorted(
                         {
                             c
                             for x in shared
                             for c in because_db(x[0], "PB05", "PB06", "PB03", "PB09", "PB10")
                         }
                     ),
-                    formula=f"sized for {db}, the busiest of them: " + "; ".join(parts),
-                    apply=f"default_pool_size = {target}   then {RELOAD}",
+                    f"sized for {db}, the busiest of them: " + "; ".join(parts),
+                    f"default_pool_size = {target}",
                 )
             )
         recs += _mode(facts, inst, ini, by_db, because, _hazard_summary(facts))
@@ -273,6 +269,23 @@ def _db_has_pool_size(inst: PgBouncerInstance, db: str, key: str) -> bool:
         return False
 
 
+def _reload(
+    name: str, scope: str, current: str, value: str, because: list[str], formula: str, line: str
+) -> Recommendation:
+    """A PgBouncer setting changed by editing `line` into the ini, then a RELOAD."""
+    return Recommendation(
+        kind="pgbouncer",
+        name=name,
+        scope=scope,
+        current=current,
+        recommended=value,
+        requires="reload",
+        because=because,
+        formula=formula,
+        apply=f"{line}   then {RELOAD}",
+    )
+
+
 def _mode(
     facts: Facts,
     inst: PgBouncerInstance,
@@ -287,40 +300,35 @@ def _mode(
         return []
     assert callable(because)
     recs = []
+    why = (
+        f"session pooling pins one server connection per client; {hazards}; "
+        "protocol-level prepared statements also need max_prepared_statements > 0 (1.21+, see PB16)"
+    )
     on_line = [db for db in session if _db_has_pool_size(inst, db, "pool_mode")]
     if on_line:
         recs.append(
-            Recommendation(
-                kind="pgbouncer",
-                name="pool_mode",
-                scope=f"{ini} [databases] {', '.join(on_line)}",
-                current="session",
-                recommended="transaction",
-                requires="reload",
-                because=because("PB10"),
-                formula=f"session pooling pins one server connection per client; {hazards}; "
-                "protocol-level prepared statements also need max_prepared_statements > 0 "
-                "(1.21+, see PB16)",
-                apply="; ".join(f"{db} = ... pool_mode=transaction" for db in on_line)
-                + f"   then {RELOAD}",
+            _reload(
+                "pool_mode",
+                f"{ini} [databases] {', '.join(on_line)}",
+                "session",
+                "transaction",
+                because("PB10"),
+                why,
+                "; ".join(f"{db} = ... pool_mode=transaction" for db in on_line),
             )
         )
     rest = [db for db in session if db not in on_line]
     if rest:
         current, src = pgb.setting(inst, "pool_mode")
         recs.append(
-            Recommendation(
-                kind="pgbouncer",
-                name="pool_mode",
-                scope=f"{ini} [pgbouncer] (pools {', '.join(rest)})",
-                current=f"{current} ({src})",
-                recommended="transaction",
-                requires="reload",
-                because=because("PB10"),
-                formula=f"session pooling pins one server connection per client; {hazards}; "
-                "protocol-level prepared statements also need max_prepared_statements > 0 "
-                "(1.21+, see PB16)",
-                apply=f"pool_mode = transaction   then {RELOAD}",
+            _reload(
+                "pool_mode",
+                f"{ini} [pgbouncer] (pools {', '.join(rest)})",
+                f"{current} ({src})",
+                "transaction",
+                because("PB10"),
+                why,
+                "pool_mode = transaction",
             )
         )
     return recs
@@ -343,17 +351,15 @@ def _max_db(
     per_db = max(1, share // len(by_db))
     current, src = pgb.setting(inst, "max_db_connections")
     return [
-        Recommendation(
-            kind="pgbouncer",
-            name="max_db_connections",
-            scope=f"{ini} [pgbouncer]",
-            current=f"{current} ({src})",
-            recommended=str(per_db),
-            requires="reload",
-            because=because("PB03"),
-            formula=f"this instance can open {budget} server connections but its share of "
+        _reload(
+            "max_db_connections",
+            f"{ini} [pgbouncer]",
+            f"{current} ({src})",
+            str(per_db),
+            because("PB03"),
+            f"this instance can open {budget} server connections but its share of "
             f"max_connections is {share}; {share} / {len(by_db)} databases = {per_db}",
-            apply=f"max_db_connections = {per_db}   then {RELOAD}",
+            f"max_db_connections = {per_db}",
         )
     ]
 
@@ -374,16 +380,14 @@ def _clients(inst: PgBouncerInstance, ini: str, because: object) -> list[Recomme
         if want > current:
             target = want
             recs.append(
-                Recommendation(
-                    kind="pgbouncer",
-                    name="max_client_conn",
-                    scope=f"{ini} [pgbouncer]",
-                    current=str(current),
-                    recommended=str(want),
-                    requires="reload",
-                    because=because("PB04", "PB05"),
-                    formula=f"peak clients seen on the console {peak} x {CLIENT_HEADROOM} = {want}",
-                    apply=f"max_client_conn = {want}   then {RELOAD}",
+                _reload(
+                    "max_client_conn",
+                    f"{ini} [pgbouncer]",
+                    str(current),
+                    str(want),
+                    because("PB04", "PB05"),
+                    f"peak clients seen on the console {peak} x {CLIENT_HEADROOM} = {want}",
+                    f"max_client_conn = {want}",
                 )
             )
     proc = inst.process

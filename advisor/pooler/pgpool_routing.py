@@ -139,9 +139,7 @@ def route(text: str, catalog: Catalog) -> Route | None:
         return None
     if len(stmts) > 1:
         return Route(read=False, balanceable=False, reason="multi-statement string")
-    stmt = stmts[0]
-    kind = next(iter(stmt), "")
-    body = stmt.get(kind, {})
+    kind, body = stmts[0]
     if kind == "VariableShowStmt":
         return Route(read=True, balanceable=True)
     if kind == "CopyStmt" and not body.get("is_from") and body.get("query"):
