@@ -293,8 +293,9 @@ def test_cross_pool_starvation_at_a_cap_pb09(
     pg18: PgServer, make_bouncer: MakeBouncer, cap: str
 ) -> None:
     """Two pools of pool_size 2 share a cap of 2: the first pool's clients keep both servers
-    busy with 0.8 s statements (nothing idle to evict), so the second pool's clients wait with
-    no server of their own. With the cap at the sum of the pool sizes, nobody waits."""
+    busy with 2.5 s statements that span the whole sample window (nothing idle to evict, even
+    on a loaded machine where shorter statements left gaps), so the second pool's clients wait
+    with no server of their own. With the cap at the sum of the pool sizes, nobody waits."""
     _roles(pg18, "pb09_a", "pb09_b")
     if cap == "max_db_connections":  # same database, two users
         settings: dict[str, str | int] = {}
@@ -312,7 +313,7 @@ def test_cross_pool_starvation_at_a_cap_pb09(
             databases={k: v.format(cap=limit) for k, v in databases.items()},
             logins=("pb09_a", "pb09_b"),
         )
-        with clients(b.dsn(*heavy), 2, "SELECT pg_sleep(0.8)"):
+        with clients(b.dsn(*heavy), 2, "SELECT pg_sleep(2.5)"):
             time.sleep(0.3)
             with clients(b.dsn(*starved), 2, "SELECT 1"):
                 time.sleep(0.4)
