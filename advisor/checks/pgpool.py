@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from advisor.engine import Card, Evidence, Facts, check
-from advisor.pooler.pgpool import PASSWORD_KEY, PgpoolView
-from advisor.pooler.pgpool_sizing import advise_children, demand, node_budgets
+
+if TYPE_CHECKING:
+    from advisor.pooler.pgpool import PgpoolView
 
 _LOOPBACK = re.compile(r"^(localhost|127\.[\d.]+|::1|/.*)$")
 
 
 def _view(facts: Facts) -> PgpoolView:
+    # The pooler modules load only when pgpool facts exist, off the offline `explain` path.
+    from advisor.pooler.pgpool import PgpoolView
+
     assert facts.pgpool is not None
     return PgpoolView(facts.pgpool)
 
 
 def _children_fix(facts: Facts, view: PgpoolView) -> str:
+    from advisor.pooler.pgpool_sizing import advise_children
+
     advice = advise_children(facts, view)
     if advice is None or advice.recommended <= advice.current:
         return "Raise num_init_children as far as the backend budget allows (rule PP01)"
@@ -35,6 +42,8 @@ def _children_fix(facts: Facts, view: PgpoolView) -> str:
 
 @check("PP01")
 def backend_budget(facts: Facts, card: Card) -> Iterator[Evidence]:
+    from advisor.pooler.pgpool_sizing import node_budgets
+
     view = _view(facts)
     children = int(view.number("num_init_children"))
     max_pool = int(view.number("max_pool"))
@@ -84,6 +93,8 @@ def backend_budget(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 @check("PP02")
 def children_exhausted(facts: Facts, card: Card) -> Iterator[Evidence]:
+    from advisor.pooler.pgpool_sizing import demand
+
     assert facts.pgpool is not None
     view = _view(facts)
     samples = facts.pgpool.samples
@@ -339,6 +350,8 @@ def routing_potential(facts: Facts, card: Card) -> Iterator[Evidence]:
 
 @check("PP08")
 def secrets_and_client_auth(facts: Facts, card: Card) -> Iterator[Evidence]:
+    from advisor.pooler.pgpool import PASSWORD_KEY
+
     assert facts.pgpool is not None
     view = _view(facts)
     clear = sorted(

@@ -26,7 +26,6 @@ from advisor.checks.base import (
     size_text,
     where,
 )
-from advisor.collect import is_advisor_text
 from advisor.engine import Card, Evidence, Facts, check
 from advisor.plan import Plan
 
@@ -43,6 +42,8 @@ def _visible(facts: Facts) -> tuple[list[StatementStat], float]:
     snap = facts.snapshot
     if snap is None:
         return [], 0.0
+    from advisor.collect import is_advisor_text  # the live package: not on the offline path
+
     rows = [
         s
         for s in snap.statements
