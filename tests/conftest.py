@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -78,14 +78,21 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing (a server, a pooler, tmux, pgbench, the shared
+    artifacts, a writable cgroup): skip locally with `message` (how to get it), but FAIL under
+    CI=true, where .ci/run provides everything."""
+    if in_ci():
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
 def require_server(major: int) -> BinDir:
     """Binaries for `major`, or skip (locally) / fail (CI) with the install hint."""
     try:
         return find_binaries(major)
     except PgNotFoundError as exc:
-        if in_ci():
-            pytest.fail(f"CI=true and {exc}", pytrace=False)
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")

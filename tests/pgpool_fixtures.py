@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from advisor.pgserver import PgServer, SettingValue, _free_port
-from tests.conftest import in_ci, require_server, server_settings
+from tests.conftest import require_server, server_settings, unavailable
 
 PGPOOL = Path(os.environ.get("ADVISOR_PGPOOL", "/usr/sbin/pgpool"))
 PG_MAJOR = 15  # Debian's server, the one pgpool 4.3.5 ships for
@@ -63,10 +62,7 @@ def require_pgpool() -> Path:
     """The pgpool binary, or skip (locally) / fail (CI=true) with the install hint."""
     if PGPOOL.is_file() and os.access(PGPOOL, os.X_OK):
         return PGPOOL
-    message = f"pgpool-II not found at {PGPOOL}: apt-get install pgpool2"
-    if in_ci():
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"pgpool-II not found at {PGPOOL}: apt-get install pgpool2")
 
 
 def conf_value(value: SettingValue) -> str:

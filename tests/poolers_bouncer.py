@@ -26,21 +26,16 @@ import psycopg
 import pytest
 
 from advisor.pgserver import SERVER_USER, PgServer, _ensure_system_user, _free_port
+from tests.conftest import unavailable
 
 PGBOUNCER = os.environ.get("ADVISOR_PGBOUNCER", "/usr/sbin/pgbouncer")
 INSTALL_HINT = "PgBouncer is not installed: apt-get install pgbouncer"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def require_pgbouncer() -> str:
     if os.access(PGBOUNCER, os.X_OK):
         return PGBOUNCER
-    if in_ci():
-        pytest.fail(f"CI=true and {INSTALL_HINT}", pytrace=False)
-    pytest.skip(INSTALL_HINT)
+    unavailable(INSTALL_HINT)
 
 
 class PgBouncer:
@@ -218,7 +213,7 @@ def cpu_quota(pid: int, cores: float) -> Iterator[None]:
     of the machine, not a package CI could install."""
     base = _cpu_cgroup_base()
     if base is None or os.geteuid() != 0:
-        pytest.skip("needs root and a writable cgroup cpu controller (/sys/fs/cgroup)")
+        unavailable("needs root and a writable cgroup cpu controller (/sys/fs/cgroup)")
     parent, kind = base
     cg = parent / f"advisor-pgbouncer-{pid}"
     try:
@@ -232,7 +227,7 @@ def cpu_quota(pid: int, cores: float) -> Iterator[None]:
     except OSError as exc:
         with contextlib.suppress(OSError):
             cg.rmdir()
-        pytest.skip(f"cannot make a CPU-limited cgroup here: {exc}")
+        unavailable(f"cannot make a CPU-limited cgroup here: {exc}")
     try:
         yield
     finally:

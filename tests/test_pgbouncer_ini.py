@@ -24,6 +24,7 @@ from advisor.pooler.pgbouncer import (
 )
 from advisor.report import Report
 from advisor.snapshot import PgBouncerFacts, PgBouncerInstance
+from tests.conftest import unavailable
 
 ARTIFACT = Path(__file__).resolve().parents[1] / "../shared/knowledge/artifacts/pgbouncer_test.ini"
 LAB_INI = """\
@@ -199,6 +200,6 @@ def test_advisor_agrees_with_real_pgbouncer(name: str) -> None:
 
 def test_lab_ini_from_the_research_parses() -> None:
     if not ARTIFACT.is_file():
-        pytest.skip("shared knowledge artifacts not next to this worktree")
+        unavailable(f"{ARTIFACT} missing: the repository's ../shared (knowledge) is not beside it")
     fact = parse_ini(str(ARTIFACT))
     assert len([e for e in fact.entries if e.section == "databases"]) == 4

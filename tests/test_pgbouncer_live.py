@@ -25,6 +25,7 @@ from advisor.pgserver import PgServer
 from advisor.pooler.pgbouncer import collect_pgbouncer, parse_ini, read_console
 from advisor.snapshot import PgBouncerFacts, PgBouncerInstance, facts_from_snapshot
 from tests.conftest import run_advisor as advisor
+from tests.conftest import unavailable
 
 __all__ = ["make_bouncer"]  # the fixture
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,12 +381,9 @@ def test_cpu_bound_at_a_cgroup_quota_pb20(pg18: PgServer, make_bouncer: MakeBoun
     without a quota stays far below one core."""
     import shutil
 
-    from poolers_bouncer import in_ci
-
     pgbench = shutil.which("pgbench")
     if pgbench is None:
-        hint = "pgbench is not installed: apt-get install postgresql-client-15"
-        pytest.fail(f"CI=true and {hint}") if in_ci() else pytest.skip(hint)
+        unavailable("pgbench is not installed: apt-get install postgresql-client-15")
     b = make_bouncer(
         pg18, settings={"pool_mode": "transaction", "default_pool_size": 4, "max_client_conn": 100}
     )

@@ -25,6 +25,7 @@ from advisor.pooler.pgpool import (
     password_kind,
 )
 from advisor.snapshot import PgpoolFacts
+from tests.conftest import unavailable
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "knowledge" / "artifacts"
 
@@ -94,7 +95,7 @@ def test_parses_quoting_comments_and_backend_groups() -> None:
 def test_reads_the_real_test_conf_of_the_knowledge_base() -> None:
     path = SHARED / "pgpool_test.conf"
     if not path.is_file():
-        pytest.skip(f"{path} not present in this checkout")
+        unavailable(f"{path} missing: the repository's ../shared (knowledge) is not beside it")
     conf = parse_conf(path.read_text(), path.name)
     view = PgpoolView(conf_facts(conf, PgpoolFacts(version="4.3.5 (tamahomeboshi)")))
     assert view.node_ids() == [0, 1]
@@ -147,7 +148,7 @@ def test_compiled_defaults_match_the_branch_table() -> None:
     """Every branch value of the artifact table that the advisor uses, for the keys it knows."""
     path = SHARED / "pgpool_compiled_defaults_by_branch.txt"
     if not path.is_file():
-        pytest.skip(f"{path} not present in this checkout")
+        unavailable(f"{path} missing: the repository's ../shared (knowledge) is not beside it")
     lines = path.read_text().splitlines()
     branches = [tuple(int(x) for x in b[1:].split("_")) for b in lines[0].split(" | ")[1:]]
     words = {"true": "on", "false": "off", "-": None, "DLBOW_TRANSACTION": "transaction"}

@@ -11,6 +11,7 @@ import pytest
 
 from advisor.pooler.pgpool import _last_result, _sample
 from advisor.pooler.pgpool_routing import Catalog, function_list, is_own, route
+from tests.conftest import unavailable
 
 ARTIFACT = (
     Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ class Replay:
 @pytest.fixture
 def saved() -> dict[str, list[list[dict[str, str]]]]:
     if not ARTIFACT.is_file():
-        pytest.skip(f"{ARTIFACT} not present in this checkout")
+        unavailable(f"{ARTIFACT} missing: the repository's ../shared (knowledge) is not beside it")
     return psql_tables(ARTIFACT.read_text())
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import in_ci
+
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT / "sample_snapshots" / "misbudgeted_pg18.json"
@@ -62,10 +63,7 @@ class Tmux:
 @pytest.fixture
 def tmux() -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
-        message = "tmux is not installed (apt-get install tmux)"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable("tmux is not installed (apt-get install tmux)")
     t = Tmux()
     yield t
     t("kill-session", "-t", t.session)
