@@ -11,9 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Any, Literal, NoReturn
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn
 
 from advisor import __version__
+
+if TYPE_CHECKING:
+    from advisor.plan import Plan
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_CONNECT = 0, 1, 2, 3
 
@@ -282,10 +285,10 @@ def _read(name: str, stdin: IO[str]) -> tuple[str, str]:
         raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
 
 
-def _load_plans(names: Sequence[str], stdin: IO[str]) -> list[object]:
+def _load_plans(names: Sequence[str], stdin: IO[str]) -> list[Plan]:
     from advisor.plan import PlanInputError, parse_plans
 
-    plans: list[object] = []
+    plans: list[Plan] = []
     for name in names:
         label, text = _read(name, stdin)
         try:
@@ -302,10 +305,9 @@ def _analyse_plans(
     args: argparse.Namespace, names: Sequence[str], stdin: IO[str], out: IO[str]
 ) -> int:
     from advisor import engine
-    from advisor.plan import Plan
     from advisor.report import exit_code
 
-    plans = [p for p in _load_plans(names, stdin) if isinstance(p, Plan)]
+    plans = _load_plans(names, stdin)
     report = engine.analyse(engine.Facts(plans=plans), select=args.select, ignore=args.ignore)
     _emit(report, args.format, out)
     return exit_code(report, args.fail_on)
@@ -327,13 +329,13 @@ def _cmd_explain(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
 
     from advisor import engine
     from advisor.collect import CollectError, collect
-    from advisor.plan import Plan, build_plan
+    from advisor.plan import build_plan
     from advisor.report import exit_code
     from advisor.snapshot import facts_from_snapshot
 
     plans: list[Plan] = []
     if args.query is None:
-        plans = [p for p in _load_plans(args.files or ["-"], stdin) if isinstance(p, Plan)]
+        plans = _load_plans(args.files or ["-"], stdin)
     else:
         from advisor.collect.explain import ExplainRefused, explain_live
 
@@ -512,15 +514,14 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
     from advisor import engine
-    from advisor.plan import Plan
-    from advisor.report import Skipped, Target, exit_code
+    from advisor.report import exit_code
 
-    plans = [p for p in _load_plans(args.plan, stdin) if isinstance(p, Plan)]
+    if args.snapshot and args.dsn:  # before any pooler console is read
+        raise UsageError("give a SNAPSHOT or --dsn, not both")
+    plans = _load_plans(args.plan, stdin)
     job = _pgbouncer(args)
     poolers = bool(args.pgpool_conf or args.pgpool_dsn) or job is not None
     live = args.dsn is not None or (args.snapshot is None and not args.plan and not poolers)
-    if args.snapshot and args.dsn:
-        raise UsageError("give a SNAPSHOT or --dsn, not both")
     pgpool = _pgpool(args)
     snap = None
     if args.snapshot:
@@ -548,18 +549,7 @@ def _cmd_report(args: argparse.Namespace, stdin: IO[str], out: IO[str]) -> int:
             snap.pgbouncer = bouncer
     report = engine.analyse(facts, select=args.select, ignore=args.ignore)
     if snap is not None:
-        t = snap.target
-        report.target = Target(
-            server_version=t.server_version,
-            server_version_num=t.server_version_num,
-            host=t.host,
-            database=t.database,
-            collected_at=snap.collected_at,
-            mode="live" if live else "snapshot",
-        )
-        report.hardware = snap.hardware.to_report()
-        # What the collector could not read is part of what was not checked.
-        report.skipped += [Skipped("collect", f"{s.what}: {s.reason}") for s in snap.skipped]
+        _attach_snapshot(report, snap, "live" if live else "snapshot")
     if args.apply_script:
         from advisor.recommend import render_apply_script
 

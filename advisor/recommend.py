@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 
 from advisor.checks.base import analysed_plans, format_bytes, setting_bytes
 from advisor.checks.server import _bytes, _cores, _memory, _num, source_text
+from advisor.checks.settings import SQL_DEFAULTS
 from advisor.engine import Facts
 from advisor.report import Finding, Recommendation, Requires
 
@@ -524,7 +525,7 @@ class _Advisor:
                             o, name, str(item["default"]), ["PQ007"], formula, f"RESET {name};"
                         )
                     continue
-                default = _SQL_DEFAULTS.get(name, str(item["default"]))
+                default = SQL_DEFAULTS.get(name, str(item["default"]))
                 self.recs.append(
                     Recommendation(
                         kind="setting",
@@ -613,14 +614,6 @@ class _Advisor:
                     apply=apply,
                 )
             )
-
-
-_SQL_DEFAULTS = {
-    "parallel_setup_cost": "1000",
-    "parallel_tuple_cost": "0.1",
-    "min_parallel_table_scan_size": "'8MB'",
-    "min_parallel_index_scan_size": "'512kB'",
-}
 
 
 def _g(value: object) -> str:

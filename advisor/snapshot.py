@@ -530,14 +530,6 @@ class Snapshot(_Model):
             ) from None
 
 
-def save(snapshot: Snapshot, path: str | Path) -> None:
-    snapshot.save(path)
-
-
-def load(path: str | Path) -> Snapshot:
-    return Snapshot.load(path)
-
-
 def facts_from_snapshot(snap: Snapshot) -> Facts:
     """The engine's view of a snapshot. Today: settings (name -> pg_settings.setting), the
     server version and the plans captured by `collect --explain-top` (source "statement

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from advisor.engine import Card, Facts
+from advisor.engine import Facts
 from advisor.plan import Plan, PlanNode
 
 SCAN_TYPES = frozenset(
@@ -32,14 +32,6 @@ def rows_read(node: PlanNode) -> float | None:
         # "Rows Removed by Filter" is per loop too, like Actual Rows.
         return (node.actual_rows + float(removed)) * loops
     return node.plan_rows
-
-
-def is_large_scan(node: PlanNode, card: Card) -> bool:
-    """A scan is 'large' when it reads at least the card's `large_rows` threshold."""
-    rows = rows_read(node)
-    return (
-        node.node_type in SCAN_TYPES and rows is not None and rows >= card.threshold("large_rows")
-    )
 
 
 def under_gather(ancestors: tuple[PlanNode, ...]) -> bool:

@@ -17,6 +17,7 @@ from advisor.checks.base import (
     nearest_gather,
     participants,
     plain,
+    plan_has_gather,
     rows_read,
     scan_blocks,
     setting_bytes,
@@ -203,7 +204,8 @@ _COST_EFFECT = {
     "parallel_tuple_cost": "charged for every row a Gather passes up",
     "min_parallel_index_scan_size": "index scans reading fewer pages than this get no workers",
 }
-_SQL_DEFAULT = {
+# The defaults as SQL literals (PQ007's resets; recommend.py's cost-setting advice).
+SQL_DEFAULTS = {
     "parallel_setup_cost": "1000",
     "parallel_tuple_cost": "0.1",
     "min_parallel_table_scan_size": "'8MB'",
@@ -248,7 +250,7 @@ def _discouraged_impact(seen: _Seen, found: dict[str, str]) -> str:
             f"{node.label} got no worker; at the default it would get {default} by the "
             f"size rule (before the max_parallel_workers_per_gather cap)."
         )
-    if any(n.is_gather for n in plan.nodes()):
+    if plan_has_gather(plan):
         return ""
     return f"No Gather was chosen: {node.label}{among} {_reads(node, rows)} in one process."
 
@@ -291,7 +293,7 @@ def planner_discouraged(facts: Facts, card: Card) -> Iterator[Evidence]:
             "when": _plans_text(seen),
             "impact": f" {impact}" if impact else "",
             "level_note": f" {LEVEL_NOTE}" if seen.origin == "plan" else "",
-            **_resets([(str(i["name"]), _SQL_DEFAULT[str(i["name"])]) for i in items]),
+            **_resets([(str(i["name"]), SQL_DEFAULTS[str(i["name"])]) for i in items]),
         }
 
 

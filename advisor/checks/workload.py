@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from advisor.checks.base import (
     SCAN_TYPES,
+    analysed_plans,
     format_bytes,
     min_table_blocks,
     setting,
@@ -117,9 +118,7 @@ def cursor_prevents_workers(facts: Facts, card: Card) -> Iterator[Evidence]:
                 f"{_share(stmt, total)} of the recorded execution time)"
             ),
         }
-    for plan in facts.plans:
-        if not plan.analyzed:
-            continue
+    for plan in analysed_plans(facts):
         for node in plan.gathers():
             planned = node.workers_planned or 0
             if planned <= 0 or node.workers_launched != 0 or node.never_executed:

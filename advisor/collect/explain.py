@@ -211,16 +211,15 @@ def explain_live(
             f"--analyze would run this {stmt.label} and {stmt.writes}; add --allow-writes to run "
             "it anyway inside a transaction that is rolled back."
         )
+    if stmt.has_params and analyze:
+        raise ExplainRefused(
+            "the statement has $n placeholders and --analyze needs values; put values in instead."
+        )
     from advisor.collect.connect import connect
 
     conn = connect(dsn, statement_timeout_ms=statement_timeout_ms)
     with owned(conn):
         try:
-            if stmt.has_params and analyze:
-                raise ExplainRefused(
-                    "the statement has $n placeholders and --analyze needs values; put values in "
-                    "instead."
-                )
             with conn.cursor() as cur:
                 if analyze and stmt.writes:
                     # Only now, only for this transaction, and only with allow_writes.

@@ -387,28 +387,6 @@ def rotational(major: int, minor: int, sys_root: Path = Path("/sys")) -> tuple[s
     return None
 
 
-def detect(
-    *,
-    local: bool,
-    server_pid: int | None = None,
-    cores: float | None = None,
-    memory: int | None = None,
-    host: str | None = None,
-    root: Path = CGROUP_ROOT,
-    proc: Path = PROC,
-) -> Hardware:
-    """`probe(...)` without the details."""
-    return probe(
-        local=local,
-        server_pid=server_pid,
-        cores=cores,
-        memory=memory,
-        host=host,
-        root=root,
-        proc=proc,
-    ).hardware
-
-
 def _num(value: float | None) -> str:
     if value is None:
         return "none"

@@ -24,6 +24,7 @@ from psycopg.rows import DictRow
 from advisor import __version__
 from advisor.collect import CollectError, mark, queries
 from advisor.collect.connect import (
+    _one_sentence,
     connect,
     describe_error,
     redact_dsn,
@@ -76,10 +77,6 @@ def is_local(host: str | None, hostaddr: str | None = None) -> bool:
         except ValueError:
             continue
     return False
-
-
-def _one_sentence(text: str) -> str:
-    return " ".join(text.split()).rstrip(". ") + "."
 
 
 class _Reader:
