@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError
+from advisor.collect import DEFAULT_STATEMENT_TIMEOUT_MS, CollectError, mark
 
 if TYPE_CHECKING:
     from advisor.collect.explain import Statement
@@ -207,7 +207,7 @@ def spill_work_mem(plan: Plan, budget: Trial | None) -> Trial | None:
     )
 
 
-def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
+def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None, Statement]]:
     """The `top` SELECT texts of the snapshot's database with the largest total_exec_time
     that read at least one user table."""
     from advisor.collect.explain import top_statements
@@ -219,7 +219,7 @@ def pick_statements(snap: Snapshot, top: int) -> list[tuple[str, int | None]]:
             stmt.kind == "SelectStmt" and not stmt.writes and reads_user_tables(str(s.query))
         ),
     )
-    return [(str(s.query), s.queryid) for s, _ in picked]
+    return [(str(s.query), s.queryid, stmt) for s, stmt in picked]
 
 
 def check_select(sql: str) -> Statement:
@@ -250,11 +250,6 @@ def _nodes(sql: str, kind: str) -> list[dict[str, Any]]:
 
     tree = json.loads(parser.parse_sql_json(sql))
     return [v for k, v in _walk(tree) if k == kind and isinstance(v, dict)]
-
-
-def param_count(sql: str) -> int:
-    """The highest $n of `sql` (0 without placeholders)."""
-    return max((int(v.get("number", 0)) for v in _nodes(sql, "ParamRef")), default=0)
 
 
 def reads_user_tables(sql: str) -> bool:
@@ -306,7 +301,9 @@ class _Runner:
         if params is not None:
             with conn.cursor() as cur:  # PREPARE outlives the rollback; the session ends with us
                 cur.execute(
-                    pgsql.SQL("PREPARE {} AS {}").format(pgsql.Identifier(PREPARED), pgsql.SQL(sql))
+                    pgsql.SQL(mark("PREPARE {} AS {}")).format(
+                        pgsql.Identifier(PREPARED), pgsql.SQL(sql)
+                    )
                 )
             conn.rollback()
             self.body = pgsql.SQL("EXECUTE {}({})").format(
@@ -321,10 +318,14 @@ class _Runner:
         try:
             with self.conn.cursor() as cur:
                 for name, value in settings.items():
-                    cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+                    cur.execute(mark("SELECT set_config(%s, %s, true)"), (name, value))
                 if self.params is not None:
-                    cur.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
-                cur.execute(pgsql.SQL("EXPLAIN ({}) {}").format(pgsql.SQL(options), self.body))
+                    cur.execute(
+                        mark("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+                    )
+                cur.execute(
+                    pgsql.SQL(mark("EXPLAIN ({}) {}")).format(pgsql.SQL(options), self.body)
+                )
                 value = cur.fetchone()
             doc = next(iter(value.values())) if isinstance(value, dict) else value[0]
             doc = json.loads(doc) if isinstance(doc, str) else doc
@@ -413,11 +414,10 @@ def verify(
     stmts = [(q, check_select(q)) for q in queries]
     if params and (len(queries) != 1 or top):
         raise VerifyRefused("--param goes with exactly one --query.")
-    for q, stmt in stmts:
-        want = param_count(q) if stmt.has_params else 0
-        if params and want != len(params):
+    for _, stmt in stmts:
+        if params and stmt.params != len(params):
             raise VerifyRefused(
-                f"the statement has {want} $n placeholders; {len(params)} --param given."
+                f"the statement has {stmt.params} $n placeholders; {len(params)} --param given."
             )
 
     snap = collect(dsn, statement_timeout_ms=statement_timeout_ms)
@@ -425,7 +425,7 @@ def verify(
     report = engine.analyse(facts)
     trials, not_verified = session_advice(snap, report)
     result = VerifyResult(redact_dsn(dsn), snap.target.server_version, repeat, [], not_verified)
-    todo: list[tuple[str, int | None]] = [(q, None) for q in queries]
+    todo: list[tuple[str, int | None, Statement]] = [(q, None, s) for q, s in stmts]
     if top:
         todo = pick_statements(snap, top)
 
@@ -433,17 +433,16 @@ def verify(
     with owned(conn):
         with conn.cursor() as cur:  # the session's own values: role/database settings count
             for t in trials:
-                cur.execute("SELECT current_setting(%s) AS v", (t.name,))
+                cur.execute(mark("SELECT current_setting(%s) AS v"), (t.name,))
                 row = cur.fetchone()
                 t.current = str(row["v"]) if row else t.current
         conn.rollback()
         result.settings = [t for t in trials if t.current.lower() != t.value.lower()]
         advised = {t.name: t.value for t in result.settings}
         budget = next((t for t in result.settings if t.name == "work_mem"), None)
-        for sql, queryid in todo:
+        for sql, queryid, stmt in todo:
             res = StatementResult(sql, queryid)
             result.statements.append(res)
-            stmt = check_select(sql)
             generic = stmt.has_params and not params
             if generic and snap.target.server_version_num < 160000:
                 res.mode, res.reason = (
@@ -464,7 +463,9 @@ def verify(
                 if not generic:
                     spill = spill_work_mem(current[0], budget)
                     if spill is not None:
-                        cur_wm = conn.execute("SELECT current_setting('work_mem') AS v").fetchone()
+                        cur_wm = conn.execute(
+                            mark("SELECT current_setting('work_mem') AS v")
+                        ).fetchone()
                         conn.rollback()
                         spill.current = str(cur_wm["v"]) if cur_wm else "?"
                         mine["work_mem"] = spill.value

@@ -17,7 +17,6 @@ from advisor.verify import (
     VerifyRefused,
     VerifyResult,
     check_select,
-    param_count,
     plan_changes,
     reads_user_tables,
     spill_work_mem,
@@ -52,8 +51,8 @@ def test_catalog_only_statements_are_not_picked() -> None:
 
 
 def test_param_count() -> None:
-    assert param_count("SELECT $1::int + $3") == 3
-    assert param_count("SELECT 1") == 0
+    assert check_select("SELECT $1::int + $3").params == 3
+    assert check_select("SELECT 1").params == 0
 
 
 def test_spill_work_mem_holds_the_largest_spill() -> None:
