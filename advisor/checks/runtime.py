@@ -620,7 +620,9 @@ def gather_moves_too_many_rows(facts: Facts, card: Card) -> Iterator[Evidence]:
     min_rows = card.threshold("min_rows")
     fraction_limit = card.threshold("pass_fraction")
     for plan in analysed_plans(facts):
-        for gather in plan.gathers():
+        for gather, ancestors in plan.walk():  # the shared walk gives each Gather its parent
+            if not gather.is_gather:
+                continue
             passed = gather.total_rows
             if passed is None or passed < min_rows or not gather.workers_launched:
                 continue
@@ -634,13 +636,11 @@ def gather_moves_too_many_rows(facts: Facts, card: Card) -> Iterator[Evidence]:
             scan, scanned = max(read, key=lambda nr: nr[1])
             if scanned <= 0 or passed / scanned < fraction_limit:
                 continue
-            above = ""
-            for node, ancestors in plan.walk():
-                if node is gather and ancestors:
-                    parent = ancestors[-1]
-                    above = (
-                        f" Above it, {parent.label} then handles those rows in the leader alone."
-                    )
+            above = (
+                f" Above it, {ancestors[-1].label} then handles those rows in the leader alone."
+                if ancestors
+                else ""
+            )
             tuple_cost = ""
             first = ""
             value, origin = setting(facts, plan, "parallel_tuple_cost")
