@@ -219,8 +219,12 @@ def _by_pool(samples: list[PoolSample]) -> dict[tuple[str, str], list[PoolSample
     return out
 
 
-def _pool_size(inst: PgBouncerInstance, db: str, user: str) -> pgb.Pool | None:
-    return next((p for p in pgb.pools(inst) if p.database == db and p.user == user), None)
+def _pools_by_key(inst: PgBouncerInstance) -> dict[tuple[str, str], pgb.Pool]:
+    """The instance's pools by (database, user), parsed once per check, not once per pool."""
+    out: dict[tuple[str, str], pgb.Pool] = {}
+    for p in pgb.pools(inst):
+        out.setdefault((p.database, p.user), p)
+    return out
 
 
 @check("PB05")
@@ -228,6 +232,7 @@ def pool_saturated(facts: Facts, card: Card) -> Iterator[Evidence]:
     for name, inst in _instances(facts):
         if inst.console is None:
             continue
+        sizes = _pools_by_key(inst)
         for (db, user), ss in _by_pool(inst.console.samples).items():
             waiting = [s for s in ss if s.cl_waiting > 0]
             if len(waiting) < card.threshold("min_samples"):
@@ -236,7 +241,7 @@ def pool_saturated(facts: Facts, card: Card) -> Iterator[Evidence]:
             rising = len(waiting) >= 2 and waiting[-1].maxwait_s > waiting[0].maxwait_s
             if max_wait < card.threshold("maxwait_s") and not rising:
                 continue
-            pool = _pool_size(inst, db, user)
+            pool = sizes.get((db, user))
             capped = pool is not None and (
                 pool.max_db > 0 or pgb.int_setting(inst, "max_user_connections") > 0
             )
@@ -414,7 +419,7 @@ def cross_pool_starvation(facts: Facts, card: Card) -> Iterator[Evidence]:
         if inst.console is None:
             continue
         max_user = pgb.int_setting(inst, "max_user_connections")
-        sizes = {(p.database, p.user): p for p in pgb.pools(inst)}
+        sizes = _pools_by_key(inst)
         by_t: dict[float, list[PoolSample]] = {}
         for s in inst.console.samples:
             by_t.setdefault(s.t, []).append(s)
@@ -477,8 +482,9 @@ def session_mode_full(facts: Facts, card: Card) -> Iterator[Evidence]:
     for name, inst in _instances(facts):
         if inst.console is None:
             continue
+        sizes = _pools_by_key(inst)
         for (db, user), ss in _by_pool(inst.console.samples).items():
-            pool = _pool_size(inst, db, user)
+            pool = sizes.get((db, user))
             if pool is None or pool.mode != "session" or pool.size <= 0:
                 continue
             full = [s for s in ss if s.sv_active >= pool.size and s.cl_waiting > 0]
